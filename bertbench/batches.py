@@ -1,0 +1,128 @@
+"""Random padded batches, built with tensor operations on the device that runs the model.
+
+A batch is made once per grid point and handed unchanged to the baseline and to every
+attention implementation, so they all see the same tokens, lengths and labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+PAD_ID = 0
+IGNORE_INDEX = -100  # label value the task losses skip
+
+
+@dataclass(frozen=True)
+class Batch:
+    input_ids: torch.Tensor  # (batch, max_seqlen), PAD_ID after each sequence's length
+    attention_mask: torch.Tensor  # (batch, max_seqlen), 1 on real tokens
+    lengths: torch.Tensor  # (batch,), real tokens per sequence
+    labels: dict[str, torch.Tensor]  # task labels, passed to the forward so the loss is computed
+    use_mask: bool  # whether the model is given the attention mask
+
+    @property
+    def real_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        inputs = {"input_ids": self.input_ids, **self.labels}
+        if self.use_mask:
+            inputs["attention_mask"] = self.attention_mask
+        return inputs
+
+
+@dataclass(frozen=True)
+class PackedBatch:
+    """The real tokens of a padded batch laid end to end in one row, as varlen kernels take them."""
+
+    input_ids: torch.Tensor  # (1, real tokens)
+    position_ids: torch.Tensor  # (1, real tokens), restarting at 0 for each sequence
+    cu_seqlens: torch.Tensor  # (batch + 1,) int32 offsets of each sequence
+    max_length: int
+    first_token_index: torch.Tensor  # (batch,) where each sequence's first token sits
+
+    def model_inputs(self) -> dict:
+        return {
+            "input_ids": self.input_ids,
+            "position_ids": self.position_ids,
+            "token_type_ids": torch.zeros_like(self.input_ids),
+            "cu_seq_lens_q": self.cu_seqlens,
+            "cu_seq_lens_k": self.cu_seqlens,
+            "max_length_q": self.max_length,
+            "max_length_k": self.max_length,
+        }
+
+
+def sample_lengths(
+    batch_size: int, max_seqlen: int, avg_seqlen: float, stdev: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Per-sequence lengths drawn from N(avg, stdev), rounded and clamped to [1, max_seqlen]."""
+    device = generator.device
+    draws = torch.randn(batch_size, generator=generator, device=device) * stdev + avg_seqlen
+    return draws.round().clamp(1, max_seqlen).long()
+
+
+def make_batch(
+    task: str,
+    batch_size: int,
+    max_seqlen: int,
+    avg_seqlen: float,
+    seqlen_stdev: float,
+    vocab_size: int,
+    num_labels: int,
+    use_mask: bool,
+    seed: int,
+    device: str | torch.device,
+) -> Batch:
+    generator = torch.Generator(device=device).manual_seed(seed)
+    lengths = sample_lengths(batch_size, max_seqlen, avg_seqlen, seqlen_stdev, generator)
+    positions = torch.arange(max_seqlen, device=device).expand(batch_size, max_seqlen)
+    real = positions < lengths[:, None]
+    tokens = torch.randint(1, vocab_size, (batch_size, max_seqlen), generator=generator, device=device)
+    input_ids = torch.where(real, tokens, PAD_ID)
+    attention_mask = real.long()
+    labels = make_labels(task, input_ids, real, lengths, num_labels, generator)
+    return Batch(input_ids, attention_mask, lengths, labels, use_mask)
+
+
+def make_labels(
+    task: str,
+    input_ids: torch.Tensor,
+    real: torch.Tensor,
+    lengths: torch.Tensor,
+    num_labels: int,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """Labels as the seed passed them, so each head's loss is part of the timed forward."""
+    batch_size, max_seqlen = input_ids.shape
+    device = input_ids.device
+    if task == "mlm":
+        return {"labels": torch.where(real, input_ids, IGNORE_INDEX)}
+    if task == "classification":
+        return {"labels": torch.randint(0, num_labels, (batch_size,), generator=generator, device=device)}
+    if task == "token_classification":
+        tags = torch.randint(0, num_labels, (batch_size, max_seqlen), generator=generator, device=device)
+        return {"labels": torch.where(real, tags, IGNORE_INDEX)}
+    if task == "qa":
+        start = (torch.rand(batch_size, generator=generator, device=device) * lengths).long()
+        span = (torch.rand(batch_size, generator=generator, device=device) * (lengths - start)).long()
+        return {"start_positions": start, "end_positions": start + span}
+    raise ValueError(f"unknown task {task!r}")
+
+
+def pack(batch: Batch) -> PackedBatch:
+    """Drop the padding: real tokens in order, cu_seqlens computed once for the whole forward."""
+    real = batch.attention_mask.bool()
+    lengths = batch.lengths
+    cu_seqlens = torch.zeros(len(lengths) + 1, dtype=torch.int32, device=lengths.device)
+    cu_seqlens[1:] = lengths.cumsum(0)
+    positions = torch.arange(batch.input_ids.shape[1], device=lengths.device).expand_as(batch.input_ids)
+    return PackedBatch(
+        input_ids=batch.input_ids[real][None],
+        position_ids=positions[real][None],
+        cu_seqlens=cu_seqlens,
+        max_length=int(lengths.max()),
+        first_token_index=cu_seqlens[:-1].long(),
+    )

@@ -1,0 +1,155 @@
+"""What is measured: latency, peak memory, agreement with the baseline, and FLOPs.
+
+Timing follows triton.testing.do_bench: warm up, then one pair of CUDA events per timed
+call and a single synchronisation at the end (time.perf_counter on the CPU), reporting
+quantiles rather than the mean alone.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers import BertConfig
+
+
+@dataclass(frozen=True)
+class Timing:
+    latencies_ms: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.latencies_ms)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.latencies_ms)
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        position = q * (len(ordered) - 1)
+        low, high = math.floor(position), math.ceil(position)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def repetitions(estimate_ms: float, num_batches: int, min_batches: int, budget_ms: float | None) -> int:
+    """Timed calls for one measurement: all of num_batches, or as many as fill the budget."""
+    if budget_ms is None:
+        return num_batches
+    fill = math.ceil(budget_ms / max(estimate_ms, 1e-3))
+    return max(min(fill, num_batches), min(min_batches, num_batches))
+
+
+def time_calls(
+    fn: Callable[[], object],
+    device: torch.device,
+    warmup: int,
+    num_batches: int,
+    min_batches: int = 1,
+    budget_ms: float | None = None,
+) -> Timing:
+    """Latency of each timed call of fn, after `warmup` untimed ones that also size the count."""
+    timer = _cuda_latencies if device.type == "cuda" else _cpu_latencies
+    warm = timer(fn, warmup)
+    count = repetitions(statistics.fmean(warm), num_batches, min_batches, budget_ms) if warm else num_batches
+    return Timing(timer(fn, count))
+
+
+def _cuda_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
+    """One pair of events around each call, one synchronisation after the last."""
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
+    for start, end in zip(starts, ends, strict=True):
+        start.record()
+        fn()
+        end.record()
+    torch.cuda.synchronize()
+    return tuple(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True))
+
+
+def _cpu_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
+    latencies = []
+    for _ in range(count):
+        start = time.perf_counter()
+        fn()
+        latencies.append((time.perf_counter() - start) * 1e3)
+    return tuple(latencies)
+
+
+def run_with_peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[object, float]:
+    """fn's output and the peak memory (MB) it allocated above what was allocated before.
+
+    Weights and the batch are allocated before, so they are excluded. NaN on the CPU,
+    where PyTorch keeps no allocator statistics.
+    """
+    if device.type != "cuda":
+        return fn(), math.nan
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    output = fn()
+    torch.cuda.synchronize(device)
+    return output, (torch.cuda.max_memory_allocated(device) - before) / 2**20
+
+
+def agreement(
+    outputs: list[torch.Tensor], references: list[torch.Tensor], real: torch.Tensor | None
+) -> tuple[float, float]:
+    """Max absolute and relative L2 error of outputs against references, in float32.
+
+    `real` (batch, seqlen) selects the real tokens of per-token logits; None compares all.
+    Rows are compared a slice at a time so large MLM logits need no full float32 copy.
+    """
+    max_abs, err_sq, ref_sq = 0.0, 0.0, 0.0
+    for out, ref in zip(outputs, references, strict=True):
+        for rows in torch.arange(out.shape[0], device=out.device).split(8):
+            o, r = out[rows].float(), ref[rows].float()
+            if real is not None:
+                o, r = o[real[rows]], r[real[rows]]
+            diff = o - r
+            max_abs = max(max_abs, float(diff.abs().max())) if diff.numel() else max_abs
+            err_sq += float(diff.square().sum())
+            ref_sq += float(r.square().sum())
+    return max_abs, math.sqrt(err_sq / ref_sq) if ref_sq else math.sqrt(err_sq)
+
+
+def tolerance(dtype: torch.dtype) -> float:
+    """Relative L2 error above which an implementation does not compute the same thing."""
+    return 1e-4 if dtype == torch.float32 else 2e-2
+
+
+def forward_flops(config: BertConfig, task: str, lengths: list[int], seqlen: int | None = None) -> float:
+    """Matmul FLOPs of one forward (2 per multiply-add); other operations are ignored.
+
+    With seqlen None only the real tokens count (the useful work); with seqlen set every
+    sequence is counted as padded to it (the work a padded dense forward does).
+    Per layer: Q, K, V and output projections 2*T*4*H^2, feed-forward 2*T*2*H*I,
+    attention scores QK^T and the weighted sum PV 2*2*l^2*H per sequence of length l.
+    """
+    hidden, inner = config.hidden_size, config.intermediate_size
+    seq = [seqlen] * len(lengths) if seqlen is not None else lengths
+    tokens = sum(seq)
+    per_layer = 2 * tokens * (4 * hidden * hidden + 2 * hidden * inner) + sum(4 * n * n * hidden for n in seq)
+    if task == "mlm":  # transform dense + decoder onto the vocabulary
+        head = 2 * tokens * (hidden * hidden + hidden * config.vocab_size)
+    elif task == "classification":  # pooler dense + classifier on the first token of each sequence
+        head = 2 * len(seq) * (hidden * hidden + hidden * config.num_labels)
+    elif task == "token_classification":
+        head = 2 * tokens * hidden * config.num_labels
+    else:  # qa: start and end logits
+        head = 2 * tokens * hidden * 2
+    return float(config.num_hidden_layers * per_layer + head)
+
+
+def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int = 8192) -> float:
+    """The device's measured dense matmul rate in this dtype, the ceiling for achieved TFLOP/s."""
+    if device.type != "cuda":
+        size = 1024
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    timing = time_calls(lambda: a @ b, device, warmup=3, num_batches=10)
+    return 2 * size**3 / (timing.median * 1e-3) / 1e12

@@ -1,0 +1,192 @@
+"""Task heads, model presets and attention implementations, and whether each can run here.
+
+Every model of one task is built from the same weights: the baseline is made (or loaded)
+first, and its state dict is loaded into each other implementation, each with a config
+object of its own (a shared config would make every model run the same attention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.metadata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from transformers import (
+    AutoConfig,
+    BertConfig,
+    BertForMaskedLM,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    PreTrainedModel,
+)
+
+TASK_HEADS: dict[str, type[PreTrainedModel]] = {
+    "mlm": BertForMaskedLM,
+    "classification": BertForSequenceClassification,
+    "token_classification": BertForTokenClassification,
+    "qa": BertForQuestionAnswering,
+}
+TASKS = tuple(TASK_HEADS)
+NUM_LABELS = {"mlm": 0, "classification": 2, "token_classification": 9, "qa": 2}
+
+# name: (layers, hidden size, attention heads); intermediate size is 4 x hidden as in BERT.
+PRESETS: dict[str, tuple[int, int, int]] = {
+    "tiny": (2, 128, 2),
+    "mini": (4, 256, 4),
+    "base": (12, 768, 12),  # the bert-base-uncased shape
+    "large": (24, 1024, 16),  # the bert-large-uncased shape
+}
+
+# SDPA pinned to one backend; the model itself runs transformers' "sdpa".
+SDPA_BACKENDS: dict[str, SDPBackend] = {
+    "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "sdpa-cudnn": SDPBackend.CUDNN_ATTENTION,
+    "sdpa-flash": SDPBackend.FLASH_ATTENTION,
+    "sdpa-math": SDPBackend.MATH,
+}
+IMPLEMENTATIONS = (
+    "eager",
+    "sdpa",
+    *SDPA_BACKENDS,
+    "flash_attention_2",
+    "flash_attention_3",
+    "flex_attention",
+)
+FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_3"}
+
+
+def hf_implementation(name: str) -> str:
+    """The attn_implementation transformers is asked for."""
+    return "sdpa" if name in SDPA_BACKENDS else name
+
+
+def attention_context(name: str) -> contextlib.AbstractContextManager:
+    """The context every forward of this implementation runs in (pins the SDPA backend)."""
+    backend = SDPA_BACKENDS.get(name)
+    return sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
+
+
+def unavailable_reason(name: str, device: torch.device) -> str | None:
+    """Why this implementation cannot run on this machine, or None when it may."""
+    if name in FLASH_PACKAGES:
+        if device.type != "cuda":
+            return f"{name} needs a CUDA GPU"
+        from transformers.utils import (
+            is_flash_attn_2_available,
+            is_flash_attn_3_available,
+        )
+
+        available = is_flash_attn_2_available if name == "flash_attention_2" else is_flash_attn_3_available
+        if not available():
+            return f"{FLASH_PACKAGES[name]} is not installed or does not support this GPU"
+        if name == "flash_attention_3" and torch.cuda.get_device_capability(device)[0] != 9:
+            return "flash_attention_3 needs a Hopper GPU (sm_90)"
+    if name in ("sdpa-efficient", "sdpa-cudnn") and device.type != "cuda":
+        return f"{name} has no CPU kernel in PyTorch"
+    return None
+
+
+def package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def preset_config(task: str, size: str) -> BertConfig:
+    layers, hidden, heads = PRESETS[size]
+    config = BertConfig(
+        num_hidden_layers=layers,
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+    )
+    if NUM_LABELS[task]:
+        config.num_labels = NUM_LABELS[task]
+    return config
+
+
+def load_config(model_path: str) -> BertConfig:
+    """The checkpoint's config; raises if the path or id cannot be read (checked before a run)."""
+    config = AutoConfig.from_pretrained(model_path)
+    if not isinstance(config, BertConfig):
+        raise ValueError(f"{model_path} is a {type(config).__name__}, not a BERT checkpoint")
+    return config
+
+
+@dataclass
+class LoadedModel:
+    """One implementation's model and how to call it."""
+
+    name: str  # the implementation as the user named it (e.g. sdpa-flash)
+    model: PreTrainedModel
+
+    @property
+    def runs(self) -> str:
+        """What the model really runs, as transformers records it."""
+        return self.model.config._attn_implementation
+
+    def forward(self, inputs: dict) -> Callable[[], object]:
+        def call():
+            with attention_context(self.name):
+                return self.model(**inputs)
+
+        return call
+
+
+def load_baseline(
+    task: str,
+    name: str,
+    model_size: str,
+    model_path: str | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    seed: int,
+) -> LoadedModel:
+    """The baseline model, whose weights every other implementation copies.
+
+    A preset gets random weights from `seed`; a checkpoint's task head may be newly
+    initialised (transformers warns), and that head, too, is then shared by all.
+    """
+    head = TASK_HEADS[task]
+    torch.manual_seed(seed)
+    if model_path is None:
+        config = preset_config(task, model_size)
+        with device:
+            model = head._from_config(config, attn_implementation=hf_implementation(name), dtype=dtype)
+    else:
+        kwargs = {"num_labels": NUM_LABELS[task]} if NUM_LABELS[task] else {}
+        model = head.from_pretrained(model_path, attn_implementation=hf_implementation(name), dtype=dtype, **kwargs).to(
+            device
+        )
+    return LoadedModel(name, model.eval())
+
+
+def load_like(baseline: LoadedModel, name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """A model of another attention implementation carrying the baseline's weights."""
+    head = type(baseline.model)
+    config = copy.deepcopy(baseline.model.config)
+    with device:
+        model = head._from_config(config, attn_implementation=hf_implementation(name), dtype=dtype)
+    model.load_state_dict(baseline.model.state_dict())
+    loaded = LoadedModel(name, model.eval())
+    if model.config is baseline.model.config or loaded.runs != hf_implementation(name):
+        raise RuntimeError(f"{name}: model runs {loaded.runs!r}, not {hf_implementation(name)!r}")
+    return loaded
+
+
+def task_logits(task: str, output) -> list[torch.Tensor]:
+    """The outputs compared for parity: one (batch, ...) tensor per logit kind."""
+    if task == "qa":
+        return [output.start_logits, output.end_logits]
+    return [output.logits]
+
+
+def per_token(task: str) -> bool:
+    """Whether the task's logits have a sequence axis (compared on real tokens only)."""
+    return task != "classification"

@@ -1,0 +1,321 @@
+"""The grid loop: load each task's models once, measure every grid point, write a row each.
+
+Nothing here stops a sweep: an implementation that cannot run, a backend that refuses the
+inputs, or an out-of-memory point becomes a row with that status, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import torch
+from tqdm import tqdm
+
+from bertbench.batches import Batch, make_batch
+from bertbench.cli import GridPoint, RunConfig
+from bertbench.measure import (
+    Timing,
+    agreement,
+    forward_flops,
+    matmul_tflops,
+    run_with_peak_memory,
+    time_calls,
+    tolerance,
+)
+from bertbench.models import (
+    NUM_LABELS,
+    SDPA_BACKENDS,
+    LoadedModel,
+    load_baseline,
+    load_like,
+    per_token,
+    task_logits,
+    unavailable_reason,
+)
+from bertbench.results import (
+    ResultsFile,
+    csv_path,
+    device_name,
+    environment,
+    finished_keys,
+    row_key,
+)
+
+
+@dataclass
+class Measurement:
+    timing: Timing
+    mem_mb: float
+    logits: list[torch.Tensor]
+
+
+def measure(loaded: LoadedModel, batch: Batch, task: str, config: RunConfig) -> Measurement:
+    """Time the model on the batch, then run it once more for its peak memory and logits."""
+    fn = loaded.forward(batch.model_inputs())
+    with torch.inference_mode():
+        timing = time_calls(
+            fn, config.torch_device, config.warmup, config.num_batches, config.min_batches, config.time_budget_ms
+        )
+        output, mem_mb = run_with_peak_memory(fn, config.torch_device)
+    return Measurement(timing, mem_mb, task_logits(task, output))
+
+
+def failure_status(error: BaseException) -> str:
+    if isinstance(error, torch.OutOfMemoryError):
+        return "oom"
+    text = str(error)
+    if "No available kernel" in text or "No viable backend" in text:
+        return "unavailable"
+    return "error"
+
+
+def one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def release_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def runs_label(loaded: LoadedModel) -> str:
+    backend = SDPA_BACKENDS.get(loaded.name)
+    return f"{loaded.runs}[{backend.name}]" if backend is not None else loaded.runs
+
+
+class TaskSweep:
+    """One task: its models, loaded once, and the rows of every grid point."""
+
+    def __init__(self, task: str, config: RunConfig, common: dict):
+        self.task, self.config, self.common = task, config, common
+        device, dtype = config.torch_device, config.torch_dtype
+        self.failed: dict[str, tuple[str, str]] = {}  # implementation -> (status, detail)
+        self.models: dict[str, LoadedModel] = {}
+        self.baseline: LoadedModel | None = None
+        self.baseline_failure = ("", "")
+        try:
+            self.baseline = load_baseline(
+                task, config.baseline, config.model_size, config.model_path, device, dtype, config.seed
+            )
+        except Exception as e:
+            self.baseline_failure = ("unavailable", f"baseline {config.baseline}: {one_line(e)}")
+            return
+        for name in config.implementations:
+            reason = unavailable_reason(name, device)
+            if reason is not None:
+                self.failed[name] = ("unavailable", reason)
+                continue
+            try:
+                self.models[name] = load_like(self.baseline, name, device, dtype)
+            except Exception as e:
+                self.failed[name] = ("unavailable", one_line(e))
+
+    def point_rows(self, point: GridPoint, pending: list[str]) -> list[dict]:
+        """Measure the baseline and each pending implementation on one batch."""
+        config = self.config
+        base = {**self.common, "task": self.task, **_point_columns(point, config)}
+        if self.baseline is None:
+            status, detail = self.baseline_failure
+            return [{**base, "attn_implementation": n, "status": status, "detail": detail} for n in pending]
+        model_config = self.baseline.model.config
+        batch = make_batch(
+            self.task,
+            point.batch_size,
+            point.max_seqlen,
+            point.avg_seqlen,
+            config.seqlen_stdev,
+            model_config.vocab_size,
+            NUM_LABELS[self.task],
+            config.use_mask,
+            config.seed,
+            config.torch_device,
+        )
+        lengths = batch.lengths.tolist()
+        gflop = forward_flops(model_config, self.task, lengths) / 1e9
+        base.update(
+            real_tokens=sum(lengths),
+            gflop=gflop,
+            gflop_padded=forward_flops(model_config, self.task, lengths, point.max_seqlen) / 1e9,
+        )
+        try:
+            reference = measure(self.baseline, batch, self.task, config)
+        except Exception as e:
+            status, detail = failure_status(e), f"baseline {config.baseline}: {one_line(e)}"
+            reference = None
+        if reference is None:
+            release_memory(config.torch_device)
+            return [{**base, "attn_implementation": n, "status": status, "detail": detail} for n in pending]
+        base.update(
+            latency_ms_baseline=reference.timing.median,
+            num_batches_baseline=len(reference.timing.latencies_ms),
+            mem_mb_baseline=reference.mem_mb,
+            tflops_baseline=gflop / reference.timing.median,
+        )
+        real = batch.attention_mask.bool() if per_token(self.task) else None
+        rows = []
+        for name in pending:
+            row = {**base, "attn_implementation": name}
+            if name in self.failed:
+                row["status"], row["detail"] = self.failed[name]
+            else:
+                row.update(self._compare(self.models[name], batch, reference, real, gflop))
+            rows.append(row)
+        del reference
+        release_memory(config.torch_device)
+        return rows
+
+    def _compare(self, loaded: LoadedModel, batch: Batch, reference: Measurement, real, gflop: float) -> dict:
+        try:
+            result = measure(loaded, batch, self.task, self.config)
+        except Exception as e:
+            return {"runs": runs_label(loaded), "status": failure_status(e), "detail": one_line(e)}
+        max_abs, rel_err = agreement(result.logits, reference.logits, real)
+        latency = result.timing.median
+        limit = tolerance(self.config.torch_dtype)
+        within = rel_err <= limit
+        return {
+            "runs": runs_label(loaded),
+            "num_batches": len(result.timing.latencies_ms),
+            "latency_ms": latency,
+            "latency_ms_mean": result.timing.mean,
+            "latency_ms_p10": result.timing.quantile(0.1),
+            "latency_ms_p90": result.timing.quantile(0.9),
+            "speedup_pct": (reference.timing.median / latency - 1) * 100,
+            "mem_mb": result.mem_mb,
+            "mem_saved_pct": (1 - result.mem_mb / reference.mem_mb) * 100 if reference.mem_mb else math.nan,
+            "tokens_per_s": batch.real_tokens / (latency * 1e-3),
+            "tflops": gflop / latency,
+            "max_abs_err": max_abs,
+            "rel_err": rel_err,
+            "status": "ok" if within else "mismatch",
+            "detail": "" if within else f"relative error {rel_err:.3g} above tolerance {limit:g}",
+        }
+
+
+def _point_columns(point: GridPoint, config: RunConfig) -> dict:
+    return {
+        "batch_size": point.batch_size,
+        "max_seqlen": point.max_seqlen,
+        "avg_seqlen": point.avg_seqlen,
+        "pad_fraction": point.pad_fraction,
+        "seqlen_stdev": config.seqlen_stdev,
+        "use_mask": config.use_mask,
+    }
+
+
+def run(config: RunConfig, progress: bool = True) -> list[dict]:
+    """Run every task of the config; returns the rows written (also appended to the CSVs)."""
+    device = config.torch_device
+    common = {
+        "run_id": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+        "model": config.model_name,
+        "baseline": config.baseline,
+        "device": device_name(device),
+        "dtype": config.dtype,
+        "peak_tflops": matmul_tflops(device, config.torch_dtype),
+        **environment(device),
+    }
+    written: list[dict] = []
+    for task in config.tasks:
+        path = csv_path(config.output_dir, task)
+        done = finished_keys(path) if config.resume else set()
+        todo = []
+        for point in config.points:
+            keys = {**common, "task": task, **_point_columns(point, config)}
+            pending = [n for n in config.implementations if row_key({**keys, "attn_implementation": n}) not in done]
+            if pending:
+                todo.append((point, pending))
+        if not todo:
+            continue
+        sweep = TaskSweep(task, config, common)
+        results = ResultsFile(path)
+        try:
+            for point, pending in tqdm(todo, desc=task, unit="point", disable=not progress, leave=False):
+                for row in sweep.point_rows(point, pending):
+                    row["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
+                    results.append(row)
+                    written.append(row)
+        finally:
+            results.close()
+            del sweep
+            release_memory(device)
+    return written
+
+
+def summarize(rows: list[dict]) -> str:
+    """A short table: every row for a small run, else medians per task, implementation and seqlen."""
+    if not rows:
+        return "no rows written"
+    header = (
+        f"{'task':<20} {'implementation':<18} {'batch':>5} {'seqlen':>6} {'pad':>5} {'base ms':>9} {'ms':>9} "
+        f"{'speedup%':>9} {'mem saved%':>10}  status"
+    )
+    if len(rows) <= 16:
+        lines = [
+            f"{r['task']:<20} {r['attn_implementation']:<18} {r['batch_size']:>5} {r['max_seqlen']:>6} "
+            f"{r['pad_fraction']:>5.2f} {_num(r.get('latency_ms_baseline')):>9} {_num(r.get('latency_ms')):>9} "
+            f"{_num(r.get('speedup_pct'), '+.1f'):>9} {_num(r.get('mem_saved_pct'), '+.1f'):>10}  {r['status']}"
+            + (f" ({r['detail']})" if r.get("detail") else "")
+            for r in rows
+        ]
+        return "\n".join([header, *lines])
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["attn_implementation"], r["max_seqlen"]), []).append(r)
+    lines = [
+        f"{'task':<20} {'implementation':<18} {'seqlen':>6} {'ok/points':>9} {'median speedup%':>16} "
+        f"{'median mem saved%':>18}  other statuses"
+    ]
+    for (task, name, seqlen), group in groups.items():
+        ok = [r for r in group if r["status"] == "ok"]
+        others = sorted({r["status"] for r in group} - {"ok"})
+        lines.append(
+            f"{task:<20} {name:<18} {seqlen:>6} {f'{len(ok)}/{len(group)}':>9} "
+            f"{_num(_median([r['speedup_pct'] for r in ok]), '+.1f'):>16} "
+            f"{_num(_median([r['mem_saved_pct'] for r in ok]), '+.1f'):>18}  {', '.join(others)}"
+        )
+    return "\n".join(lines)
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(v for v in values if not math.isnan(v))
+    if not values:
+        return math.nan
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _num(value, spec: str = ".2f") -> str:
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def describe(config: RunConfig) -> str:
+    """What is about to run, so a CPU-sized default is never mistaken for the real grid."""
+    lines = []
+    if config.device == "cpu":
+        note = "no CUDA GPU in use: running on the CPU"
+        if config.cpu_sized:
+            note += " with CPU-sized defaults (tiny preset, small grid, few batches; set flags to override)"
+        lines.append(note)
+    sizes = sorted({p.batch_size for p in config.points})
+    seqlens = sorted({p.max_seqlen for p in config.points})
+    pads = sorted({p.pad_fraction for p in config.points})
+    count = (
+        f"{config.num_batches} timed batches"
+        if config.time_budget_ms is None
+        else f"{config.min_batches}-{config.num_batches} timed batches filling ~{config.time_budget_ms:g} ms"
+    )
+    lines.append(
+        f"tasks {', '.join(config.tasks)} | model {config.model_name} | {', '.join(config.implementations)} "
+        f"vs {config.baseline} | {config.device} {config.dtype} | {len(config.points)} grid points: batch sizes "
+        f"{sizes}, max seqlens {seqlens}, pad fractions {pads} | {config.warmup} warm-up + {count} "
+        f"-> {config.output_dir}/"
+    )
+    return "\n".join(lines)
