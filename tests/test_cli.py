@@ -1,0 +1,132 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import benchmark_bert
+from bertbench.cli import CPU_SWEEP, PAD_FRACTIONS, UsageError, parse_args
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cpu_defaults_are_cpu_sized_and_recorded(tmp_path):
+    config = parse_args(["--no-use-cuda", "--output-dir", str(tmp_path)])
+    assert config.device == "cpu" and config.dtype == "fp32" and config.cpu_sized
+    assert config.model_size == "tiny" and config.model_name == "bert-tiny"
+    assert config.implementations == ("flash_attention_2", "sdpa") and config.baseline == "eager"
+    assert config.tasks == ("mlm",) and len(config.points) == 1
+    assert config.use_mask and not config.resume
+
+
+def test_boolean_flags_turn_off_and_on(tmp_path):
+    out = ["--no-use-cuda", "--output-dir", str(tmp_path)]
+    assert not parse_args([*out, "--no-use-mask"]).use_mask
+    assert parse_args([*out, "--use-mask"]).use_mask
+    assert parse_args([*out, "--use-half"]).dtype == "fp16"
+    assert parse_args([*out, "--no-use-half"]).dtype == "fp32"
+    assert parse_args([*out, "--dtype", "bf16"]).dtype == "bf16"
+    assert parse_args([*out, "--resume"]).resume
+
+
+def test_sweep_grid_and_its_narrowing(tmp_path):
+    out = ["--no-use-cuda", "--output-dir", str(tmp_path)]
+    full = parse_args([*out, "--sweep"])
+    assert len(full.points) == len(CPU_SWEEP["batch_sizes"]) * len(CPU_SWEEP["seqlens"]) * len(PAD_FRACTIONS)
+    narrow = parse_args([*out, "--sweep", "--batch-sizes", "2", "4", "--seqlens", "64", "--pad-fractions", "0", "0.5"])
+    assert [(p.batch_size, p.max_seqlen, p.avg_seqlen, p.pad_fraction) for p in narrow.points] == [
+        (2, 64, 64, 0.0),
+        (2, 64, 32, 0.5),
+        (4, 64, 64, 0.0),
+        (4, 64, 32, 0.5),
+    ]
+
+
+def test_attn_alias_all_tasks_and_explicit_sizes(tmp_path):
+    config = parse_args(
+        [
+            "--no-use-cuda",
+            "--output-dir",
+            str(tmp_path),
+            "--attn",
+            "sdpa",
+            "sdpa-math",
+            "--task",
+            "all",
+            "--batch-size",
+            "3",
+            "--max-seqlen",
+            "40",
+            "--avg-seqlen",
+            "30",
+            "--model-size",
+            "mini",
+        ]
+    )
+    assert config.implementations == ("sdpa", "sdpa-math") and len(config.tasks) == 4
+    assert config.points[0].batch_size == 3 and config.points[0].pad_fraction == 0.25
+    assert config.model_size == "mini"
+
+
+BAD_INPUTS = {
+    "avg above max": (["--max-seqlen", "64", "--avg-seqlen", "65"], "larger than --max-seqlen"),
+    "zero batch": (["--batch-size", "0"], "--batch-size must be positive"),
+    "negative seqlen": (["--max-seqlen", "-1"], "--max-seqlen must be positive"),
+    "zero batches": (["--num-batches", "0"], "--num-batches must be positive"),
+    "zero in sweep": (["--sweep", "--batch-sizes", "4", "0"], "--batch-sizes must be positive"),
+    "pad of one": (["--sweep", "--pad-fractions", "1"], "--pad-fractions must lie in [0, 1)"),
+    "grid without sweep": (["--seqlens", "64"], "only applies with --sweep"),
+    "unknown task": (["--task", "summarize"], "invalid choice"),
+    "unknown implementation": (["--optimization", "flash_attention_9"], "unknown attention implementation"),
+    "unknown baseline": (["--baseline", "fast"], "unknown attention implementation"),
+    "contradicting dtype": (["--dtype", "bf16", "--use-half"], "contradicts"),
+    "missing model": (["--model", "./no/such/checkpoint"], "no such directory"),
+    "unknown integer": (["--batch-size", "many"], "invalid int value"),
+}
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_is_one_line_and_exit_code_2(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_bert.main(["--no-use-cuda", "--output-dir", str(tmp_path), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("benchmark_bert.py: error:")
+
+
+def test_use_cuda_without_a_gpu_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(UsageError, match="no CUDA GPU"):
+        parse_args(["--use-cuda", "--output-dir", str(tmp_path)])
+
+
+def test_unwritable_output_dir_is_refused(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(UsageError, match="--output-dir"):
+        parse_args(["--no-use-cuda", "--output-dir", str(blocker / "results")])
+
+
+def test_a_bad_command_line_prints_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "benchmark_bert.py", "--no-use-cuda", "--avg-seqlen", "999", "--output-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_documents_every_flag():
+    text = subprocess.run(
+        [sys.executable, "benchmark_bert.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    flags = (
+        "--task --model-size --model --optimization --attn --baseline --batch-size --max-seqlen --avg-seqlen "
+        "--seqlen-stdev --use-mask --no-use-mask --sweep --batch-sizes --seqlens --pad-fractions --num-batches "
+        "--min-batches --time-budget-ms --warmup --use-cuda --use-half --dtype --seed --output-dir --resume"
+    )
+    for flag in flags.split():
+        assert flag in text

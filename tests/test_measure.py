@@ -1,0 +1,54 @@
+import math
+
+import torch
+
+from bertbench.measure import Timing, agreement, forward_flops, repetitions, time_calls, tolerance
+from bertbench.models import preset_config
+
+
+def test_fixed_count_without_budget_and_adaptive_count_with_one():
+    calls = []
+    timing = time_calls(lambda: calls.append(1), torch.device("cpu"), warmup=3, num_batches=7)
+    assert len(timing.latencies_ms) == 7 and len(calls) == 10
+    assert repetitions(10.0, num_batches=50, min_batches=5, budget_ms=100) == 10
+    assert repetitions(1000.0, num_batches=50, min_batches=5, budget_ms=100) == 5
+    assert repetitions(0.01, num_batches=50, min_batches=5, budget_ms=100) == 50
+    assert repetitions(1.0, num_batches=3, min_batches=5, budget_ms=100) == 3  # never above num_batches
+
+
+def test_timing_statistics():
+    t = Timing((4.0, 1.0, 3.0, 2.0, 5.0))
+    assert t.median == 3.0 and t.mean == 3.0
+    assert t.quantile(0.0) == 1.0 and t.quantile(1.0) == 5.0 and math.isclose(t.quantile(0.1), 1.4)
+
+
+def test_agreement_ignores_padding_and_measures_relative_error():
+    ref = torch.ones(2, 4, 3)
+    out = ref.clone()
+    out[:, 3] = 100.0  # padding: must not count
+    out[0, 0, 0] = 1.5
+    real = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 0]]).bool()
+    max_abs, rel = agreement([out], [ref], real)
+    assert max_abs == 0.5
+    assert math.isclose(rel, 0.5 / math.sqrt(18), rel_tol=1e-6)
+    assert agreement([ref], [ref], None) == (0.0, 0.0)
+    assert tolerance(torch.float32) < tolerance(torch.float16) == tolerance(torch.bfloat16)
+
+
+def test_flops_against_a_hand_count():
+    config = preset_config("qa", "tiny")  # 2 layers, hidden 128, intermediate 512
+    h, i, layers = 128, 512, 2
+    lengths = [10, 20]
+    tokens = 30
+    linear = 2 * tokens * (4 * h * h + 2 * h * i)
+    attention = 4 * h * (10**2 + 20**2)
+    head = 2 * tokens * h * 2
+    assert forward_flops(config, "qa", lengths) == layers * (linear + attention) + head
+    padded = layers * (2 * 64 * (4 * h * h + 2 * h * i) + 2 * 4 * h * 32**2) + 2 * 64 * h * 2
+    assert forward_flops(config, "qa", lengths, seqlen=32) == padded
+    mlm = preset_config("mlm", "tiny")
+    assert forward_flops(mlm, "mlm", lengths) - forward_flops(config, "qa", lengths) == (
+        2 * tokens * (h * h + h * mlm.vocab_size) - head
+    )
+    cls = preset_config("classification", "tiny")
+    assert forward_flops(cls, "classification", lengths) == layers * (linear + attention) + 2 * 2 * (h * h + h * 2)

@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from bertbench.batches import make_batch
+from bertbench.measure import agreement
+from bertbench.models import (
+    NUM_LABELS,
+    PRESETS,
+    TASK_HEADS,
+    TASKS,
+    load_baseline,
+    load_like,
+    per_token,
+    task_logits,
+    unavailable_reason,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_each_task_head_runs_eager_and_sdpa_with_the_same_weights_and_agrees(task):
+    eager = load_baseline(task, "eager", "tiny", None, CPU, torch.float32, seed=0)
+    sdpa = load_like(eager, "sdpa", CPU, torch.float32)
+    assert isinstance(eager.model, TASK_HEADS[task])
+    assert eager.runs == "eager" and sdpa.runs == "sdpa"
+    assert eager.model.config is not sdpa.model.config  # a shared config would run one attention for both
+    layers, hidden, _heads = PRESETS["tiny"]
+    assert (eager.model.config.num_hidden_layers, eager.model.config.hidden_size) == (layers, hidden)
+    for (name, a), b in zip(eager.model.state_dict().items(), sdpa.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    batch = make_batch(task, 4, 32, 20, 8, eager.model.config.vocab_size, NUM_LABELS[task], True, 0, "cpu")
+    with torch.inference_mode():
+        out_e = eager.forward(batch.model_inputs())()
+        out_s = sdpa.forward(batch.model_inputs())()
+    assert out_e.loss is not None and torch.isfinite(out_e.loss)  # labels were passed: the loss is timed too
+    real = batch.attention_mask.bool() if per_token(task) else None
+    max_abs, rel = agreement(task_logits(task, out_s), task_logits(task, out_e), real)
+    assert rel < 1e-5 and max_abs < 1e-4
+
+
+def test_pinned_sdpa_backend_really_is_pinned():
+    eager = load_baseline("qa", "eager", "tiny", None, CPU, torch.float32, seed=0)
+    math_only = load_like(eager, "sdpa-math", CPU, torch.float32)
+    batch = make_batch("qa", 2, 16, 16, 0, 1000, 2, True, 0, "cpu")
+    calls = []
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        from torch.backends.cuda import math_sdp_enabled, mem_efficient_sdp_enabled
+
+        calls.append((math_sdp_enabled(), mem_efficient_sdp_enabled()))
+        return original(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+        with torch.inference_mode():
+            math_only.forward(batch.model_inputs())()
+    assert calls and all(calls_ == (True, False) for calls_ in calls)
+
+
+def test_different_seeds_give_different_weights():
+    a = load_baseline("qa", "eager", "tiny", None, CPU, torch.float32, seed=0).model.state_dict()
+    b = load_baseline("qa", "eager", "tiny", None, CPU, torch.float32, seed=1).model.state_dict()
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(a[key], b[key])
+
+
+def test_flash_implementations_are_unavailable_without_a_gpu():
+    assert "CUDA" in unavailable_reason("flash_attention_2", CPU)
+    assert "CUDA" in unavailable_reason("flash_attention_3", CPU)
+    assert unavailable_reason("sdpa", CPU) is None and unavailable_reason("eager", CPU) is None
+
+
+def test_real_checkpoint_loads_with_its_weights_in_every_implementation(minilm_path):
+    """all-MiniLM-L6-v2 is a real BertModel: encoder weights come from the file, the QA head is new."""
+    from safetensors.torch import load_file
+
+    eager = load_baseline("qa", "eager", "tiny", str(minilm_path), CPU, torch.float32, seed=0)
+    sdpa = load_like(eager, "sdpa", CPU, torch.float32)
+    stored = load_file(minilm_path / "model.safetensors")
+    key = next(k for k in stored if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    assert torch.equal(sdpa.model.bert.encoder.layer[0].attention.self.query.weight, stored[key])
+    assert torch.equal(eager.model.qa_outputs.weight, sdpa.model.qa_outputs.weight)

@@ -1,0 +1,72 @@
+import csv
+
+import pytest
+
+from bertbench.results import COLUMNS, HeaderMismatch, ResultsFile, finished_keys, row_key
+
+
+def row(**kw):
+    base = {c: "" for c in COLUMNS}
+    base.update(
+        task="qa",
+        model="bert-tiny",
+        attn_implementation="sdpa",
+        baseline="eager",
+        device="cpu",
+        dtype="fp32",
+        batch_size=2,
+        max_seqlen=32,
+        avg_seqlen=16.0,
+        seqlen_stdev=10.0,
+        use_mask=True,
+        status="ok",
+        latency_ms=float("nan"),
+    )
+    base.update(kw)
+    return base
+
+
+def read(path):
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_rows_are_appended_never_overwritten(tmp_path):
+    path = tmp_path / "qa.csv"
+    first = ResultsFile(path)
+    first.append(row())
+    first.close()
+    second = ResultsFile(path)
+    second.append(row(batch_size=4))
+    second.close()
+    rows = read(path)
+    assert [r["batch_size"] for r in rows] == ["2", "4"]
+    assert path.read_text().count("timestamp,") == 1  # one header
+    assert rows[0]["latency_ms"] == ""  # NaN is written empty
+
+
+def test_each_row_is_on_disk_as_soon_as_it_is_appended(tmp_path):
+    path = tmp_path / "qa.csv"
+    results = ResultsFile(path)
+    results.append(row())
+    assert len(read(path)) == 1  # before close: an interrupted run keeps it
+    results.close()
+
+
+def test_resume_keys_only_ok_rows_and_match_new_rows(tmp_path):
+    path = tmp_path / "qa.csv"
+    results = ResultsFile(path)
+    results.append(row())
+    results.append(row(batch_size=4, status="oom"))
+    results.close()
+    done = finished_keys(path)
+    assert row_key(row()) in done and row_key(row(batch_size=4)) not in done
+    assert row_key(row(avg_seqlen=16)) in done  # 16 and 16.0 are one grid point
+
+
+def test_a_file_with_other_columns_is_never_mixed(tmp_path):
+    path = tmp_path / "qa.csv"
+    path.write_text("task,latency\nqa,1.0\n")
+    with pytest.raises(HeaderMismatch, match=str(path)):
+        ResultsFile(path)
+    assert path.read_text() == "task,latency\nqa,1.0\n"

@@ -1,0 +1,189 @@
+import csv
+
+import pytest
+import torch
+
+import benchmark_bert
+from bertbench import sweep
+from bertbench.models import TASKS
+from bertbench.results import COLUMNS
+
+
+def read(path):
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_all_tasks_sweep_writes_a_row_per_point_and_implementation(tiny_config):
+    config = tiny_config(
+        "--task all --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 0.5 "
+        "--optimization sdpa flash_attention_2 eager"
+    )
+    rows = sweep.run(config, progress=False)
+    assert len(rows) == 4 * 4 * 3
+    for task in TASKS:
+        written = read(config.output_dir / f"{task}.csv")
+        assert list(written[0]) == list(COLUMNS) and len(written) == 4 * 3
+        by_impl = {}
+        for r in written:
+            by_impl.setdefault(r["attn_implementation"], []).append(r)
+        assert {r["status"] for r in by_impl["sdpa"]} == {"ok"}
+        assert {r["status"] for r in by_impl["eager"]} == {"ok"}
+        assert {r["status"] for r in by_impl["flash_attention_2"]} == {"unavailable"}
+        assert all("CUDA" in r["detail"] for r in by_impl["flash_attention_2"])
+        for r in by_impl["sdpa"]:
+            assert r["runs"] == "sdpa" and float(r["rel_err"]) < 1e-4 and float(r["latency_ms"]) > 0
+            base, lat = float(r["latency_ms_baseline"]), float(r["latency_ms"])
+            assert float(r["speedup_pct"]) == pytest.approx((base / lat - 1) * 100, abs=1e-3)
+            assert float(r["tokens_per_s"]) == pytest.approx(int(r["real_tokens"]) / lat * 1e3, rel=1e-4)
+            assert r["torch"] == torch.__version__ and r["model"] == "bert-tiny" and r["dtype"] == "fp32"
+        # the baseline was measured at every point, not once: its latencies differ across points
+        assert len({r["latency_ms_baseline"] for r in by_impl["sdpa"]}) > 1
+
+
+def test_resume_skips_finished_points_and_reruns_the_rest(tiny_config):
+    args = "--task qa --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 --optimization sdpa --resume"
+    first = sweep.run(tiny_config(args), progress=False)
+    assert len(first) == 2
+    assert sweep.run(tiny_config(args), progress=False) == []
+    wider = tiny_config(
+        "--task qa --sweep --batch-sizes 1 2 4 --seqlens 16 --pad-fractions 0 --optimization sdpa --resume"
+    )
+    third = sweep.run(wider, progress=False)
+    assert [r["batch_size"] for r in third] == [4]
+    assert len(read(wider.output_dir / "qa.csv")) == 3
+
+
+def test_out_of_memory_at_one_point_is_a_row_and_the_sweep_goes_on(tiny_config, monkeypatch):
+    real_measure = sweep.measure
+
+    def measure(loaded, batch, task, config):
+        if loaded.name == "sdpa" and batch.input_ids.shape[0] == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB")
+        return real_measure(loaded, batch, task, config)
+
+    monkeypatch.setattr(sweep, "measure", measure)
+    config = tiny_config("--task qa --sweep --batch-sizes 1 2 4 --seqlens 16 --pad-fractions 0 --optimization sdpa")
+    rows = sweep.run(config, progress=False)
+    assert [r["status"] for r in rows] == ["ok", "oom", "ok"]
+    assert "out of memory" in rows[1]["detail"] and rows[1]["latency_ms_baseline"] > 0
+
+
+def test_baseline_out_of_memory_marks_every_implementation_of_the_point(tiny_config, monkeypatch):
+    def measure(loaded, batch, task, config):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(sweep, "measure", measure)
+    rows = sweep.run(tiny_config("--task qa --optimization sdpa sdpa-math"), progress=False)
+    assert [r["status"] for r in rows] == ["oom", "oom"] and rows[0]["detail"].startswith("baseline eager")
+
+
+def test_backend_refusing_the_inputs_is_unavailable_not_a_crash(tiny_config):
+    rows = sweep.run(tiny_config("--task qa --optimization sdpa-efficient sdpa-math"), progress=False)
+    assert [r["status"] for r in rows] == ["unavailable", "ok"]
+    assert rows[1]["runs"] == "sdpa[MATH]"
+
+
+def test_mismatch_is_flagged(tiny_config, monkeypatch):
+    real_measure = sweep.measure
+
+    def measure(loaded, batch, task, config):
+        result = real_measure(loaded, batch, task, config)
+        if loaded.name == "sdpa":
+            result.logits = [logit + 1 for logit in result.logits]
+        return result
+
+    monkeypatch.setattr(sweep, "measure", measure)
+    rows = sweep.run(tiny_config("--task qa --optimization sdpa"), progress=False)
+    assert rows[0]["status"] == "mismatch" and "tolerance" in rows[0]["detail"]
+
+
+def test_main_exits_non_zero_when_nothing_requested_can_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_bert.main(
+            [
+                "--no-use-cuda",
+                "--task",
+                "qa",
+                "--optimization",
+                "flash_attention_2",
+                "--model-size",
+                "tiny",
+                "--num-batches",
+                "1",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
+    assert exit_info.value.code == 1
+    assert "nothing requested could run" in capsys.readouterr().err
+    assert read(tmp_path / "qa.csv")[0]["status"] == "unavailable"
+
+
+def test_main_prints_what_it_runs_and_a_table(tmp_path, capsys):
+    assert (
+        benchmark_bert.main(
+            [
+                "--no-use-cuda",
+                "--task",
+                "classification",
+                "--optimization",
+                "sdpa",
+                "--num-batches",
+                "2",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "running on the CPU with CPU-sized defaults" in out and "classification" in out and " ok" in out
+
+
+def test_real_checkpoint_through_the_command_line(tmp_path, minilm_path):
+    assert (
+        benchmark_bert.main(
+            [
+                "--no-use-cuda",
+                "--task",
+                "token_classification",
+                "--model",
+                str(minilm_path),
+                "--optimization",
+                "sdpa",
+                "--batch-size",
+                "4",
+                "--max-seqlen",
+                "64",
+                "--avg-seqlen",
+                "40",
+                "--num-batches",
+                "2",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    rows = read(tmp_path / "token_classification.csv")
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["model"] == str(minilm_path)
+    assert float(rows[0]["rel_err"]) < 1e-4
+
+
+def test_interrupt_keeps_the_rows_already_written(tiny_config, monkeypatch):
+    real_measure = sweep.measure
+    seen = []
+
+    def measure(loaded, batch, task, config):
+        seen.append(1)
+        if len(seen) > 4:  # baseline + sdpa of two points, then Ctrl-C
+            raise KeyboardInterrupt
+        return real_measure(loaded, batch, task, config)
+
+    monkeypatch.setattr(sweep, "measure", measure)
+    config = tiny_config("--task qa --sweep --batch-sizes 1 2 4 --seqlens 16 --pad-fractions 0 --optimization sdpa")
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(config, progress=False)
+    rows = read(config.output_dir / "qa.csv")
+    assert [r["batch_size"] for r in rows] == ["1", "2"] and all(r["status"] == "ok" for r in rows)
