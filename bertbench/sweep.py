@@ -165,21 +165,25 @@ class TaskSweep:
             else:
                 row.update(self._compare(self.models[name], batch, reference, real, gflop))
             rows.append(row)
-        del reference
-        release_memory(config.torch_device)
         return rows
 
     def _compare(self, loaded: LoadedModel, batch: Batch, reference: Measurement, real, gflop: float) -> dict:
         try:
             result = measure(loaded, batch, self.task, self.config)
         except Exception as e:
-            return {"runs": runs_label(loaded), "status": failure_status(e), "detail": one_line(e)}
+            failure = {"runs": runs_label(loaded), "status": failure_status(e), "detail": one_line(e)}
+        else:
+            return self._row(result, reference, batch, real, gflop, runs_label(loaded))
+        release_memory(self.config.torch_device)  # after the except block has dropped the frames
+        return failure
+
+    def _row(self, result: Measurement, reference: Measurement, batch: Batch, real, gflop: float, runs: str) -> dict:
         max_abs, rel_err = agreement(result.logits, reference.logits, real)
         latency = result.timing.median
         limit = tolerance(self.config.torch_dtype)
         within = rel_err <= limit
         return {
-            "runs": runs_label(loaded),
+            "runs": runs,
             "num_batches": len(result.timing.latencies_ms),
             "latency_ms": latency,
             "latency_ms_mean": result.timing.mean,
