@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bertbench.models import IMPLEMENTATIONS, PRESETS, TASKS, load_config
+from bertbench.models import IMPLEMENTATIONS, PRESETS, TASKS, load_config, unavailable_reason
 from bertbench.results import HeaderMismatch, check_header, csv_path
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["flash_attention_2", "sdpa"],
         metavar="IMPL",
-        help=f"attention implementations to compare with the baseline: {', '.join(IMPLEMENTATIONS)}",
+        help=f"attention implementations to compare with the baseline: {', '.join(IMPLEMENTATIONS)}; "
+        "'all' names every one that can run on this machine",
     )
     what.add_argument("--baseline", default="eager", metavar="IMPL", help="implementation every other is compared with")
 
@@ -186,9 +187,14 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     sweep_defaults = GPU_SWEEP if device == "cuda" else CPU_SWEEP
 
     for name in [*args.optimization, args.baseline]:
-        if name not in IMPLEMENTATIONS:
+        if name not in IMPLEMENTATIONS and not (name == "all" and name != args.baseline):
             raise UsageError(f"unknown attention implementation {name!r}; choose from {', '.join(IMPLEMENTATIONS)}")
-    implementations = tuple(dict.fromkeys(args.optimization))
+    everything = [
+        n for n in IMPLEMENTATIONS if n != args.baseline and unavailable_reason(n, torch.device(device)) is None
+    ]
+    implementations = tuple(
+        dict.fromkeys(n for name in args.optimization for n in (everything if name == "all" else [name]))
+    )
 
     if args.dtype is not None and args.use_half is not None and (args.dtype == "fp16") != args.use_half:
         raise UsageError(f"--dtype {args.dtype} contradicts --{'' if args.use_half else 'no-'}use-half")
