@@ -239,7 +239,7 @@ def run(config: RunConfig, progress: bool = True) -> list[dict]:
         sweep = TaskSweep(task, config, common)
         results = ResultsFile(path)
         try:
-            for point, pending in tqdm(todo, desc=task, unit="point", disable=not progress, leave=False):
+            for point, pending in tqdm(todo, desc=task, unit="point", disable=None if progress else True, leave=False):
                 for row in sweep.point_rows(point, pending):
                     row["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
                     results.append(row)
