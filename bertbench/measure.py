@@ -1,8 +1,8 @@
 """What is measured: latency, peak memory, agreement with the baseline, and FLOPs.
 
 Timing follows triton.testing.do_bench: warm up, then one pair of CUDA events per timed
-call and a single synchronisation at the end (time.perf_counter on the CPU), reporting
-quantiles rather than the mean alone.
+call and a single synchronisation at the end of a run of calls (time.perf_counter on the
+CPU), reporting quantiles rather than the mean alone.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def repetitions(estimate_ms: float, num_batches: int, min_batches: int, budget_m
     return max(min(fill, num_batches), min(min_batches, num_batches))
 
 
+def latencies(fn: Callable[[], object], device: torch.device, count: int) -> tuple[float, ...]:
+    """Milliseconds of each of `count` calls of fn."""
+    return _cuda_latencies(fn, count) if device.type == "cuda" else _cpu_latencies(fn, count)
+
+
 def time_calls(
     fn: Callable[[], object],
     device: torch.device,
@@ -53,14 +58,20 @@ def time_calls(
     budget_ms: float | None = None,
 ) -> Timing:
     """Latency of each timed call of fn, after `warmup` untimed ones that also size the count."""
-    timer = _cuda_latencies if device.type == "cuda" else _cpu_latencies
-    warm = timer(fn, warmup)
+    warm = latencies(fn, device, warmup)
     count = repetitions(statistics.fmean(warm), num_batches, min_batches, budget_ms) if warm else num_batches
-    return Timing(timer(fn, count))
+    return Timing(latencies(fn, device, count))
+
+
+def round_sizes(count: int, rounds: int) -> list[int]:
+    """`count` calls split as evenly as possible over `rounds` rounds."""
+    return [count // rounds + (i < count % rounds) for i in range(rounds)]
 
 
 def _cuda_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
     """One pair of events around each call, one synchronisation after the last."""
+    if count == 0:
+        return ()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
     for start, end in zip(starts, ends, strict=True):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import math
+import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,9 +22,11 @@ from bertbench.measure import (
     Timing,
     agreement,
     forward_flops,
+    latencies,
     matmul_tflops,
+    repetitions,
+    round_sizes,
     run_with_peak_memory,
-    time_calls,
     tolerance,
 )
 from bertbench.models import (
@@ -44,6 +48,9 @@ from bertbench.results import (
     row_key,
 )
 
+INTERLEAVE_ROUNDS = 5
+BASELINE = "(baseline)"  # the baseline's key among a point's models; no implementation is named so
+
 
 @dataclass
 class Measurement:
@@ -52,15 +59,62 @@ class Measurement:
     logits: list[torch.Tensor]
 
 
-def measure(loaded: LoadedModel, batch: Batch, task: str, config: RunConfig) -> Measurement:
-    """Time the model on the batch, then run it once more for its peak memory and logits."""
-    fn = loaded.forward(batch.model_inputs())
+@dataclass(frozen=True)
+class Failure:
+    status: str  # oom, unavailable or error
+    detail: str
+
+
+def measure_point(
+    models: dict[str, LoadedModel], batch: Batch, task: str, config: RunConfig
+) -> dict[str, Measurement | Failure]:
+    """Time every model on one batch, interleaved, then run each once for peak memory and logits.
+
+    The timed calls are spread over INTERLEAVE_ROUNDS rounds that visit every model in turn,
+    so a slow spell of the host or the GPU (clocks, scheduling; it lasts ~0.1 s and is what
+    sets latency below batch ~16) falls on all of them alike instead of on one measurement.
+    A model that fails is left out of what follows and reported as a Failure.
+    """
+    device = config.torch_device
+    inputs = batch.model_inputs()
+    calls = {key: m.forward(inputs) for key, m in models.items()}
+    results: dict[str, Measurement | Failure] = {}
+    timed: dict[str, list[float]] = {}
+    rounds: dict[str, list[int]] = {}
+
+    def attempt(name: str, action: Callable[..., None], *args) -> None:
+        try:
+            action(name, *args)
+            return
+        except Exception as e:
+            results[name] = Failure(failure_status(e), one_line(e))
+        timed.pop(name, None)
+        release_memory(device)  # outside the except block, whose frames held the failed tensors
+
+    def warm_up(name: str) -> None:
+        warm = latencies(calls[name], device, config.warmup)
+        count = config.num_batches
+        if warm:
+            count = repetitions(statistics.fmean(warm), count, config.min_batches, config.time_budget_ms)
+        rounds[name] = round_sizes(count, INTERLEAVE_ROUNDS)
+        timed[name] = []
+
+    def time_round(name: str, index: int) -> None:
+        timed[name].extend(latencies(calls[name], device, rounds[name][index]))
+
+    def finish(name: str) -> None:
+        output, mem_mb = run_with_peak_memory(calls[name], device)
+        results[name] = Measurement(Timing(tuple(timed[name])), mem_mb, task_logits(task, output))
+
     with torch.inference_mode():
-        timing = time_calls(
-            fn, config.torch_device, config.warmup, config.num_batches, config.min_batches, config.time_budget_ms
-        )
-        output, mem_mb = run_with_peak_memory(fn, config.torch_device)
-    return Measurement(timing, mem_mb, task_logits(task, output))
+        for name in calls:
+            attempt(name, warm_up)
+        for index in range(INTERLEAVE_ROUNDS):
+            for name in list(timed):
+                attempt(name, time_round, index)
+        for name in list(timed):
+            attempt(name, finish)
+    return results
 
 
 def failure_status(error: BaseException) -> str:
@@ -142,14 +196,12 @@ class TaskSweep:
             gflop=gflop,
             gflop_padded=forward_flops(model_config, self.task, lengths, point.max_seqlen) / 1e9,
         )
-        try:
-            reference = measure(self.baseline, batch, self.task, config)
-        except Exception as e:
-            status, detail = failure_status(e), f"baseline {config.baseline}: {one_line(e)}"
-            reference = None
-        if reference is None:
-            release_memory(config.torch_device)
-            return [{**base, "attn_implementation": n, "status": status, "detail": detail} for n in pending]
+        runnable = {n: self.models[n] for n in pending if n not in self.failed}
+        results = measure_point({BASELINE: self.baseline, **runnable}, batch, self.task, config)
+        reference = results.pop(BASELINE)
+        if isinstance(reference, Failure):
+            detail = f"baseline {config.baseline}: {reference.detail}"
+            return [{**base, "attn_implementation": n, "status": reference.status, "detail": detail} for n in pending]
         base.update(
             latency_ms_baseline=reference.timing.median,
             num_batches_baseline=len(reference.timing.latencies_ms),
@@ -163,27 +215,21 @@ class TaskSweep:
             if name in self.failed:
                 row["status"], row["detail"] = self.failed[name]
             else:
-                row.update(self._compare(self.models[name], batch, reference, real, gflop))
+                row["runs"] = runs_label(self.models[name])
+                result = results[name]
+                if isinstance(result, Failure):
+                    row.update(status=result.status, detail=result.detail)
+                else:
+                    row.update(self._compare(result, reference, batch, real, gflop))
             rows.append(row)
         return rows
 
-    def _compare(self, loaded: LoadedModel, batch: Batch, reference: Measurement, real, gflop: float) -> dict:
-        try:
-            result = measure(loaded, batch, self.task, self.config)
-        except Exception as e:
-            failure = {"runs": runs_label(loaded), "status": failure_status(e), "detail": one_line(e)}
-        else:
-            return self._row(result, reference, batch, real, gflop, runs_label(loaded))
-        release_memory(self.config.torch_device)  # after the except block has dropped the frames
-        return failure
-
-    def _row(self, result: Measurement, reference: Measurement, batch: Batch, real, gflop: float, runs: str) -> dict:
+    def _compare(self, result: Measurement, reference: Measurement, batch: Batch, real, gflop: float) -> dict:
         max_abs, rel_err = agreement(result.logits, reference.logits, real)
         latency = result.timing.median
         limit = tolerance(self.config.torch_dtype)
         within = rel_err <= limit
         return {
-            "runs": runs,
             "num_batches": len(result.timing.latencies_ms),
             "latency_ms": latency,
             "latency_ms_mean": result.timing.mean,

@@ -1,11 +1,13 @@
 import csv
+import itertools
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 import benchmark_bert
 from bertbench import sweep
-from bertbench.models import TASKS
+from bertbench.models import TASKS, LoadedModel
 from bertbench.results import COLUMNS
 
 
@@ -54,15 +56,24 @@ def test_resume_skips_finished_points_and_reruns_the_rest(tiny_config):
     assert len(read(wider.output_dir / "qa.csv")) == 3
 
 
+def patch_forward(monkeypatch, wrap):
+    """Replace every model's call by wrap(name, inputs, original call)."""
+    original = LoadedModel.forward
+
+    def forward(self, inputs):
+        call = original(self, inputs)
+        return lambda: wrap(self.name, inputs, call)
+
+    monkeypatch.setattr(LoadedModel, "forward", forward)
+
+
 def test_out_of_memory_at_one_point_is_a_row_and_the_sweep_goes_on(tiny_config, monkeypatch):
-    real_measure = sweep.measure
-
-    def measure(loaded, batch, task, config):
-        if loaded.name == "sdpa" and batch.input_ids.shape[0] == 2:
+    def wrap(name, inputs, call):
+        if name == "sdpa" and inputs["input_ids"].shape[0] == 2:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB")
-        return real_measure(loaded, batch, task, config)
+        return call()
 
-    monkeypatch.setattr(sweep, "measure", measure)
+    patch_forward(monkeypatch, wrap)
     config = tiny_config("--task qa --sweep --batch-sizes 1 2 4 --seqlens 16 --pad-fractions 0 --optimization sdpa")
     rows = sweep.run(config, progress=False)
     assert [r["status"] for r in rows] == ["ok", "oom", "ok"]
@@ -70,10 +81,12 @@ def test_out_of_memory_at_one_point_is_a_row_and_the_sweep_goes_on(tiny_config, 
 
 
 def test_baseline_out_of_memory_marks_every_implementation_of_the_point(tiny_config, monkeypatch):
-    def measure(loaded, batch, task, config):
-        raise torch.OutOfMemoryError("CUDA out of memory")
+    def wrap(name, inputs, call):
+        if name == "eager":
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return call()
 
-    monkeypatch.setattr(sweep, "measure", measure)
+    patch_forward(monkeypatch, wrap)
     rows = sweep.run(tiny_config("--task qa --optimization sdpa sdpa-math"), progress=False)
     assert [r["status"] for r in rows] == ["oom", "oom"] and rows[0]["detail"].startswith("baseline eager")
 
@@ -85,17 +98,29 @@ def test_backend_refusing_the_inputs_is_unavailable_not_a_crash(tiny_config):
 
 
 def test_mismatch_is_flagged(tiny_config, monkeypatch):
-    real_measure = sweep.measure
+    def wrap(name, inputs, call):
+        output = call()
+        if name != "sdpa":
+            return output
+        return SimpleNamespace(start_logits=output.start_logits + 1, end_logits=output.end_logits)
 
-    def measure(loaded, batch, task, config):
-        result = real_measure(loaded, batch, task, config)
-        if loaded.name == "sdpa":
-            result.logits = [logit + 1 for logit in result.logits]
-        return result
-
-    monkeypatch.setattr(sweep, "measure", measure)
+    patch_forward(monkeypatch, wrap)
     rows = sweep.run(tiny_config("--task qa --optimization sdpa"), progress=False)
     assert rows[0]["status"] == "mismatch" and "tolerance" in rows[0]["detail"]
+
+
+def test_timed_calls_of_the_baseline_and_implementations_are_interleaved(tiny_config, monkeypatch):
+    order = []
+
+    def wrap(name, inputs, call):
+        order.append(name)
+        return call()
+
+    patch_forward(monkeypatch, wrap)
+    rows = sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 5 --warmup 1"), progress=False)
+    assert rows[0]["num_batches"] == rows[0]["num_batches_baseline"] == 5
+    switches = sum(a != b for a, b in itertools.pairwise(order))
+    assert switches >= 2 * sweep.INTERLEAVE_ROUNDS - 1  # eager, sdpa, eager, sdpa, ... not eager x5 then sdpa x5
 
 
 def test_main_exits_non_zero_when_nothing_requested_can_run(tmp_path, capsys):
@@ -172,16 +197,12 @@ def test_real_checkpoint_through_the_command_line(tmp_path, minilm_path):
 
 
 def test_interrupt_keeps_the_rows_already_written(tiny_config, monkeypatch):
-    real_measure = sweep.measure
-    seen = []
-
-    def measure(loaded, batch, task, config):
-        seen.append(1)
-        if len(seen) > 4:  # baseline + sdpa of two points, then Ctrl-C
+    def wrap(name, inputs, call):
+        if inputs["input_ids"].shape[0] == 4:  # Ctrl-C during the third point
             raise KeyboardInterrupt
-        return real_measure(loaded, batch, task, config)
+        return call()
 
-    monkeypatch.setattr(sweep, "measure", measure)
+    patch_forward(monkeypatch, wrap)
     config = tiny_config("--task qa --sweep --batch-sizes 1 2 4 --seqlens 16 --pad-fractions 0 --optimization sdpa")
     with pytest.raises(KeyboardInterrupt):
         sweep.run(config, progress=False)
