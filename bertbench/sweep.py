@@ -73,7 +73,9 @@ def measure_point(
     The timed calls are spread over INTERLEAVE_ROUNDS rounds that visit every model in turn,
     so a slow spell of the host or the GPU (clocks, scheduling; it lasts ~0.1 s and is what
     sets latency below batch ~16) falls on all of them alike instead of on one measurement.
-    A model that fails is left out of what follows and reported as a Failure.
+    Each round starts with one untimed call: the first call after switching models ran up to
+    ~1.6x slower on the H100 and would otherwise bias short rounds. A model that fails is
+    left out of what follows and reported as a Failure.
     """
     device = config.torch_device
     inputs = batch.model_inputs()
@@ -94,13 +96,14 @@ def measure_point(
     def warm_up(name: str) -> None:
         warm = latencies(calls[name], device, config.warmup)
         count = config.num_batches
-        if warm:
-            count = repetitions(statistics.fmean(warm), count, config.min_batches, config.time_budget_ms)
+        if warm:  # the median: the first warm-up call carries one-off set-up costs
+            count = repetitions(statistics.median(warm), count, config.min_batches, config.time_budget_ms)
         rounds[name] = round_sizes(count, INTERLEAVE_ROUNDS)
         timed[name] = []
 
     def time_round(name: str, index: int) -> None:
-        timed[name].extend(latencies(calls[name], device, rounds[name][index]))
+        if rounds[name][index]:
+            timed[name].extend(latencies(calls[name], device, 1 + rounds[name][index])[1:])
 
     def finish(name: str) -> None:
         output, mem_mb = run_with_peak_memory(calls[name], device)
