@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bertbench.batches import make_batch  # noqa: E402
-from bertbench.measure import latencies  # noqa: E402
-from bertbench.models import load_baseline, load_like  # noqa: E402
+from bertbench.batches import make_batch
+from bertbench.measure import latencies
+from bertbench.models import load_baseline, load_like
 
 device = torch.device("cuda")
 eager = load_baseline("qa", "eager", "base", None, device, torch.float16, seed=0)
