@@ -49,6 +49,7 @@ from bertbench.results import (
 )
 
 INTERLEAVE_ROUNDS = 5
+MIN_ROUND_CALLS = 10
 BASELINE = "(baseline)"  # the baseline's key among a point's models; no implementation is named so
 
 
@@ -70,12 +71,13 @@ def measure_point(
 ) -> dict[str, Measurement | Failure]:
     """Time every model on one batch, interleaved, then run each once for peak memory and logits.
 
-    The timed calls are spread over INTERLEAVE_ROUNDS rounds that visit every model in turn,
-    so a slow spell of the host or the GPU (clocks, scheduling; it lasts ~0.1 s and is what
-    sets latency below batch ~16) falls on all of them alike instead of on one measurement.
-    Each round starts with one untimed call: the first call after switching models ran up to
-    ~1.6x slower on the H100 and would otherwise bias short rounds. A model that fails is
-    left out of what follows and reported as a Failure.
+    The timed calls of each model are split into up to INTERLEAVE_ROUNDS rounds of at least
+    MIN_ROUND_CALLS consecutive calls, and each round visits every model in turn, so a slow
+    spell of the host or the GPU falls on all models alike instead of on one measurement.
+    Rounds are kept long because below batch ~16 the host sets the latency, and on the H100
+    rounds of two or three calls, each ending in a synchronisation, ran up to 1.8x slower
+    than rounds of ten (docs/validation/). A model that fails is left out of what follows
+    and reported as a Failure.
     """
     device = config.torch_device
     inputs = batch.model_inputs()
@@ -98,12 +100,12 @@ def measure_point(
         count = config.num_batches
         if warm:  # the median: the first warm-up call carries one-off set-up costs
             count = repetitions(statistics.median(warm), count, config.min_batches, config.time_budget_ms)
-        rounds[name] = round_sizes(count, INTERLEAVE_ROUNDS)
+        rounds[name] = round_sizes(count, max(1, min(INTERLEAVE_ROUNDS, count // MIN_ROUND_CALLS)))
         timed[name] = []
 
     def time_round(name: str, index: int) -> None:
-        if rounds[name][index]:
-            timed[name].extend(latencies(calls[name], device, 1 + rounds[name][index])[1:])
+        if index < len(rounds[name]):
+            timed[name].extend(latencies(calls[name], device, rounds[name][index]))
 
     def finish(name: str) -> None:
         output, mem_mb = run_with_peak_memory(calls[name], device)

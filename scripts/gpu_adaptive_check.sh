@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does the adaptive repetition count (--time-budget-ms) move the medians? The same qa points
-# timed with a fixed 50 batches and, twice, with the 100 ms budget the published sweep uses.
+# timed with a fixed 50 batches and, twice, with the 150 ms budget the published sweep uses.
 # Writes $OUT/{fixed50,budget_a,budget_b}/qa.csv (OUT default gpu-out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ grid=(--task qa --sweep --model-size base --dtype fp16 --optimization sdpa flash
       --batch-sizes 1 16 128 --seqlens 128 512 --pad-fractions 0 0.5 --warmup 3)
 python3 benchmark_bert.py "${grid[@]}" --num-batches 50 --output-dir "$OUT/fixed50" >/dev/null
 for run in budget_a budget_b; do
-    python3 benchmark_bert.py "${grid[@]}" --time-budget-ms 100 --min-batches 10 --num-batches 50 \
+    python3 benchmark_bert.py "${grid[@]}" --time-budget-ms 150 --min-batches 10 --num-batches 50 \
         --output-dir "$OUT/$run" >/dev/null
 done
 python3 - "$OUT" <<'PY'

@@ -117,10 +117,24 @@ def test_timed_calls_of_the_baseline_and_implementations_are_interleaved(tiny_co
         return call()
 
     patch_forward(monkeypatch, wrap)
-    rows = sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 5 --warmup 1"), progress=False)
-    assert rows[0]["num_batches"] == rows[0]["num_batches_baseline"] == 5
-    switches = sum(a != b for a, b in itertools.pairwise(order))
-    assert switches >= 2 * sweep.INTERLEAVE_ROUNDS - 1  # eager, sdpa, eager, sdpa, ... not eager x5 then sdpa x5
+    rows = sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 50 --warmup 1"), progress=False)
+    assert rows[0]["num_batches"] == rows[0]["num_batches_baseline"] == 50
+    runs = [len(list(group)) for _, group in itertools.groupby(order)]
+    # warm-up, then five rounds of ten consecutive calls visiting each model in turn, then one memory call each
+    assert runs == [1, 1, *[10] * 2 * sweep.INTERLEAVE_ROUNDS, 1, 1]
+    assert order[0] == "eager" and order[2] == "eager"
+
+
+def test_short_measurements_are_one_round_of_consecutive_calls(tiny_config, monkeypatch):
+    order = []
+
+    def wrap(name, inputs, call):
+        order.append(name)
+        return call()
+
+    patch_forward(monkeypatch, wrap)
+    sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 12 --warmup 0"), progress=False)
+    assert [len(list(group)) for _, group in itertools.groupby(order)] == [12, 12, 1, 1]
 
 
 def test_main_exits_non_zero_when_nothing_requested_can_run(tmp_path, capsys):
