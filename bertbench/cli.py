@@ -75,6 +75,15 @@ class RunConfig:
         return DTYPES[self.dtype]
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it is a value, not None (resolved per device) or a switch's False."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line instead of usage + message
         raise UsageError(message)
@@ -85,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="benchmark_bert.py",
         description="Time and measure the memory of BERT task heads under optimized attention "
         "implementations against a baseline, and append the rows to <output-dir>/<task>.csv.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     what = p.add_argument_group("what to run")
     what.add_argument("--task", choices=(*TASKS, "all"), default="mlm", help="task head; all runs the four in turn")
