@@ -42,8 +42,10 @@ class PackedBatch:
     cu_seqlens: torch.Tensor  # (batch + 1,) int32 offsets of each sequence
     max_length: int
     first_token_index: torch.Tensor  # (batch,) where each sequence's first token sits
+    labels: dict[str, torch.Tensor]  # the padded batch's labels, moved to packed positions
 
     def model_inputs(self) -> dict:
+        """Inputs for a varlen forward: cu_seqlens given, so transformers need not rebuild them per layer."""
         return {
             "input_ids": self.input_ids,
             "position_ids": self.position_ids,
@@ -113,16 +115,38 @@ def make_labels(
 
 
 def pack(batch: Batch) -> PackedBatch:
-    """Drop the padding: real tokens in order, cu_seqlens computed once for the whole forward."""
+    """Drop the padding: real tokens in order, cu_seqlens computed once for the whole forward.
+
+    Per-token labels keep their tokens; QA start/end positions are shifted by each sequence's
+    offset in the packed row (the QA loss's softmax then spans the whole row: its value
+    differs from the padded loss, its cost does not).
+    """
     real = batch.attention_mask.bool()
     lengths = batch.lengths
     cu_seqlens = torch.zeros(len(lengths) + 1, dtype=torch.int32, device=lengths.device)
     cu_seqlens[1:] = lengths.cumsum(0)
+    offsets = cu_seqlens[:-1].long()
     positions = torch.arange(batch.input_ids.shape[1], device=lengths.device).expand_as(batch.input_ids)
+    labels = {}
+    for name, value in batch.labels.items():
+        if name in ("start_positions", "end_positions"):
+            labels[name] = value + offsets
+        elif value.dim() == 2:  # per-token labels
+            labels[name] = value[real][None]
+        else:  # one label per sequence
+            labels[name] = value
     return PackedBatch(
         input_ids=batch.input_ids[real][None],
         position_ids=positions[real][None],
         cu_seqlens=cu_seqlens,
         max_length=int(lengths.max()),
-        first_token_index=cu_seqlens[:-1].long(),
+        first_token_index=offsets,
+        labels=labels,
     )
+
+
+def unpack(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Packed per-token values (1, tokens, ...) laid back out as (batch, max_seqlen, ...), zeros at padding."""
+    out = values.new_zeros(*real.shape, *values.shape[2:])
+    out[real] = values[0]
+    return out

@@ -53,6 +53,7 @@ class RunConfig:
     points: tuple[GridPoint, ...]
     seqlen_stdev: float
     use_mask: bool
+    packed: bool
     num_batches: int
     min_batches: int
     time_budget_ms: float | None
@@ -129,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--avg-seqlen", type=float, default=None, help="mean real length (default: max-seqlen)")
     grid.add_argument("--seqlen-stdev", type=float, default=10.0, help="standard deviation of the real lengths")
     grid.add_argument("--use-mask", action=argparse.BooleanOptionalAction, default=True, help="pass the attention mask")
+    grid.add_argument(
+        "--packed",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run each implementation on the batch packed (real tokens in one row, cu_seqlens, no mask); "
+        "only flash_attention_2/3 have that path; the baseline stays padded",
+    )
     grid.add_argument(
         "--sweep",
         action="store_true",
@@ -240,6 +248,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         points=points,
         seqlen_stdev=args.seqlen_stdev,
         use_mask=args.use_mask,
+        packed=args.packed,
         num_batches=num_batches,
         min_batches=args.min_batches,
         time_budget_ms=args.time_budget_ms,

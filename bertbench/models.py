@@ -24,6 +24,9 @@ from transformers import (
     BertForTokenClassification,
     PreTrainedModel,
 )
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from bertbench.batches import PackedBatch
 
 TASK_HEADS: dict[str, type[PreTrainedModel]] = {
     "mlm": BertForMaskedLM,
@@ -58,6 +61,7 @@ IMPLEMENTATIONS = (
     "flex_attention",
 )
 FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_3"}
+VARLEN = ("flash_attention_2", "flash_attention_3")  # implementations with a packed (varlen) path
 
 
 def hf_implementation(name: str) -> str:
@@ -135,6 +139,24 @@ class LoadedModel:
         def call():
             with attention_context(self.name):
                 return self.model(**inputs)
+
+        return call
+
+    def forward_packed(self, packed: PackedBatch) -> Callable[[], object]:
+        """The forward on a packed batch. Sequence classification pools each sequence's first
+        token, gathered from the packed hidden states at cu_seqlens[:-1]; the encoder's own
+        pooler then also runs on the row's first token, a (1 x hidden) product left in."""
+        inputs = packed.model_inputs()
+        model = self.model
+        if not isinstance(model, BertForSequenceClassification):
+            return self.forward({**inputs, **packed.labels})
+
+        def call():
+            with attention_context(self.name):
+                hidden = model.bert(**inputs).last_hidden_state[0, packed.first_token_index]
+                logits = model.classifier(model.dropout(model.bert.pooler(hidden[:, None])))
+                loss = torch.nn.functional.cross_entropy(logits.float(), packed.labels["labels"])
+                return SequenceClassifierOutput(loss=loss, logits=logits)
 
         return call
 

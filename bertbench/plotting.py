@@ -24,7 +24,16 @@ NEEDED = (
     "mem_saved_pct", "tokens_per_s", "status", "detail",
 )  # fmt: skip
 SETUP = ("model", "dtype", "device", "baseline")
-POINT = (*SETUP, "attn_implementation", "batch_size", "max_seqlen", "pad_fraction", "seqlen_stdev", "use_mask")
+POINT = (
+    *SETUP,
+    "attn_implementation",
+    "packed",
+    "batch_size",
+    "max_seqlen",
+    "pad_fraction",
+    "seqlen_stdev",
+    "use_mask",
+)
 METRICS = {  # file stem: (column, axis label)
     "speedup": ("speedup_pct", "speedup vs baseline (%)"),
     "mem_saved": ("mem_saved_pct", "peak memory saved vs baseline (%)"),
@@ -71,6 +80,8 @@ def _task_data(path: Path) -> TaskData:
         raise PlotError(f"{path}: missing columns {', '.join(missing)}")
     if frame.empty:
         raise PlotError(f"{path}: no rows")
+    if "packed" not in frame.columns:  # written before --packed existed
+        frame["packed"] = False
     latest = frame.iloc[-1]
     setup = {key: str(latest[key]) for key in SETUP}
     same_setup = np.logical_and.reduce([frame[k].astype(str) == v for k, v in setup.items()])
@@ -105,7 +116,8 @@ def plot_all(data: list[TaskData], plots_dir: Path, fmt: str = "png") -> list[Pa
 
 def _series(d: TaskData) -> pd.DataFrame:
     """Rows to draw per metric: the implementations, plus the baseline's own throughput."""
-    rows = d.rows.assign(series=d.rows["attn_implementation"])
+    packed = d.rows["packed"].astype(str) == "True"
+    rows = d.rows.assign(series=d.rows["attn_implementation"].where(~packed, d.rows["attn_implementation"] + " packed"))
     base = rows.drop_duplicates(subset=["batch_size", "max_seqlen", "pad_fraction"]).assign(
         series=f"{d.setup['baseline']} (baseline)",
         tokens_per_s=lambda f: f["real_tokens"] / f["latency_ms_baseline"] * 1e3,

@@ -32,6 +32,7 @@ COLUMNS = (
     "pad_fraction",
     "seqlen_stdev",
     "use_mask",
+    "packed",  # the implementation ran the batch packed (no padding, cu_seqlens); the baseline never does
     "real_tokens",
     "num_batches",  # timed batches of the implementation
     "num_batches_baseline",
@@ -75,6 +76,7 @@ KEY_COLUMNS = (
     "avg_seqlen",
     "seqlen_stdev",
     "use_mask",
+    "packed",
 )
 
 

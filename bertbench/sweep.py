@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import torch
 from tqdm import tqdm
 
-from bertbench.batches import Batch, make_batch
+from bertbench.batches import Batch, make_batch, pack, unpack
 from bertbench.cli import GridPoint, RunConfig
 from bertbench.measure import (
     Timing,
@@ -32,6 +32,7 @@ from bertbench.measure import (
 from bertbench.models import (
     NUM_LABELS,
     SDPA_BACKENDS,
+    VARLEN,
     LoadedModel,
     load_baseline,
     load_like,
@@ -67,7 +68,7 @@ class Failure:
 
 
 def measure_point(
-    models: dict[str, LoadedModel], batch: Batch, task: str, config: RunConfig
+    calls: dict[str, Callable[[], object]], task: str, config: RunConfig
 ) -> dict[str, Measurement | Failure]:
     """Time every model on one batch, interleaved, then run each once for peak memory and logits.
 
@@ -80,8 +81,6 @@ def measure_point(
     and reported as a Failure.
     """
     device = config.torch_device
-    inputs = batch.model_inputs()
-    calls = {key: m.forward(inputs) for key, m in models.items()}
     results: dict[str, Measurement | Failure] = {}
     timed: dict[str, list[float]] = {}
     rounds: dict[str, list[int]] = {}
@@ -166,6 +165,8 @@ class TaskSweep:
             return
         for name in config.implementations:
             reason = unavailable_reason(name, device)
+            if reason is None and config.packed and name not in VARLEN:
+                reason = f"{name} has no variable-length path; --packed runs {' and '.join(VARLEN)}"
             if reason is not None:
                 self.failed[name] = ("unavailable", reason)
                 continue
@@ -201,8 +202,14 @@ class TaskSweep:
             gflop=gflop,
             gflop_padded=forward_flops(model_config, self.task, lengths, point.max_seqlen) / 1e9,
         )
-        runnable = {n: self.models[n] for n in pending if n not in self.failed}
-        results = measure_point({BASELINE: self.baseline, **runnable}, batch, self.task, config)
+        inputs = batch.model_inputs()
+        packed = pack(batch) if config.packed else None
+        calls = {BASELINE: self.baseline.forward(inputs)}
+        for name in pending:
+            if name not in self.failed:
+                model = self.models[name]
+                calls[name] = model.forward_packed(packed) if packed is not None else model.forward(inputs)
+        results = measure_point(calls, self.task, config)
         reference = results.pop(BASELINE)
         if isinstance(reference, Failure):
             detail = f"baseline {config.baseline}: {reference.detail}"
@@ -230,7 +237,10 @@ class TaskSweep:
         return rows
 
     def _compare(self, result: Measurement, reference: Measurement, batch: Batch, real, gflop: float) -> dict:
-        max_abs, rel_err = agreement(result.logits, reference.logits, real)
+        logits = result.logits
+        if self.config.packed and real is not None:
+            logits = [unpack(values, real) for values in logits]
+        max_abs, rel_err = agreement(logits, reference.logits, real)
         latency = result.timing.median
         limit = tolerance(self.config.torch_dtype)
         within = rel_err <= limit
@@ -260,6 +270,7 @@ def _point_columns(point: GridPoint, config: RunConfig) -> dict:
         "pad_fraction": point.pad_fraction,
         "seqlen_stdev": config.seqlen_stdev,
         "use_mask": config.use_mask,
+        "packed": config.packed,
     }
 
 

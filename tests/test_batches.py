@@ -1,6 +1,6 @@
 import torch
 
-from bertbench.batches import IGNORE_INDEX, PAD_ID, make_batch, sample_lengths
+from bertbench.batches import IGNORE_INDEX, PAD_ID, make_batch, pack, sample_lengths, unpack
 from bertbench.models import TASKS
 
 
@@ -65,3 +65,36 @@ def test_labels_per_task():
 def test_mask_is_left_out_when_not_used():
     assert "attention_mask" in batch().model_inputs()
     assert "attention_mask" not in batch(use_mask=False).model_inputs()
+
+
+def test_packing_keeps_the_real_tokens_in_order_with_offsets_and_positions():
+    b = batch("qa", batch_size=5, max_seqlen=16, avg_seqlen=9, seqlen_stdev=4)
+    p = pack(b)
+    lengths = b.lengths.tolist()
+    assert p.cu_seqlens.dtype == torch.int32
+    assert p.cu_seqlens.tolist() == [0, *torch.tensor(lengths).cumsum(0).tolist()]
+    assert p.max_length == max(lengths) and p.input_ids.shape == (1, sum(lengths))
+    for i, n in enumerate(lengths):
+        start = p.cu_seqlens[i]
+        assert torch.equal(p.input_ids[0, start : start + n], b.input_ids[i, :n])
+        assert p.position_ids[0, start : start + n].tolist() == list(range(n))
+        assert p.first_token_index[i] == start and p.input_ids[0, start] == b.input_ids[i, 0]
+        # QA positions point at the same tokens in the packed row
+        assert p.input_ids[0, p.labels["start_positions"][i]] == b.input_ids[i, b.labels["start_positions"][i]]
+        assert p.input_ids[0, p.labels["end_positions"][i]] == b.input_ids[i, b.labels["end_positions"][i]]
+    assert "attention_mask" not in p.model_inputs() and p.model_inputs()["cu_seq_lens_q"] is p.cu_seqlens
+
+
+def test_packed_labels_and_unpack_round_trip():
+    b = batch("token_classification")
+    p = pack(b)
+    real = b.attention_mask.bool()
+    assert torch.equal(p.labels["labels"][0], b.labels["labels"][real])
+    values = torch.randn(1, p.input_ids.shape[1], 3)
+    padded = unpack(values, real)
+    assert padded.shape == (64, 128, 3) and (padded[~real] == 0).all()
+    assert torch.equal(padded[real], values[0])
+    assert torch.equal(
+        pack(batch("classification", num_labels=2)).labels["labels"],
+        batch("classification", num_labels=2).labels["labels"],
+    )

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -82,3 +84,32 @@ def test_real_checkpoint_loads_with_its_weights_in_every_implementation(minilm_p
     key = next(k for k in stored if k.endswith("encoder.layer.0.attention.self.query.weight"))
     assert torch.equal(sdpa.model.bert.encoder.layer[0].attention.self.query.weight, stored[key])
     assert torch.equal(eager.model.qa_outputs.weight, sdpa.model.qa_outputs.weight)
+
+
+def test_packed_classification_pools_each_sequences_first_token(monkeypatch):
+    """The gather at cu_seqlens[:-1] must feed sequence i's first hidden state to its pooler row."""
+    from bertbench.batches import pack
+
+    loaded = load_baseline("classification", "eager", "tiny", None, CPU, torch.float32, seed=0)
+    head = loaded.model
+    packed = pack(make_batch("classification", 3, 12, 8, 3, 1000, 2, True, 0, "cpu"))
+    hidden = torch.randn(1, packed.input_ids.shape[1], 128)
+    monkeypatch.setattr(head, "bert", StubEncoder(hidden, head.bert.pooler))
+    with torch.inference_mode():
+        output = loaded.forward_packed(packed)()
+        firsts = torch.stack([hidden[0, int(start)] for start in packed.cu_seqlens[:-1]])
+        expected = head.classifier(head.bert.pooler(firsts[:, None]))
+    assert torch.allclose(output.logits, expected)
+    assert torch.isfinite(output.loss)
+
+
+class StubEncoder(torch.nn.Module):
+    """Stands in for BertModel: returns fixed packed hidden states for a packed varlen call."""
+
+    def __init__(self, hidden: torch.Tensor, pooler: torch.nn.Module):
+        super().__init__()
+        self.hidden, self.pooler = hidden, pooler
+
+    def forward(self, **inputs):
+        assert inputs["input_ids"].shape == self.hidden.shape[:2] and "cu_seq_lens_q" in inputs
+        return SimpleNamespace(last_hidden_state=self.hidden)

@@ -222,3 +222,10 @@ def test_interrupt_keeps_the_rows_already_written(tiny_config, monkeypatch):
         sweep.run(config, progress=False)
     rows = read(config.output_dir / "qa.csv")
     assert [r["batch_size"] for r in rows] == ["1", "2"] and all(r["status"] == "ok" for r in rows)
+
+
+def test_packed_runs_only_varlen_implementations(tiny_config):
+    rows = sweep.run(tiny_config("--task qa --packed --optimization sdpa flash_attention_2"), progress=False)
+    assert [r["status"] for r in rows] == ["unavailable", "unavailable"]
+    assert "no variable-length path" in rows[0]["detail"] and "CUDA" in rows[1]["detail"]
+    assert all(r["packed"] for r in rows)
