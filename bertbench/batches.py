@@ -42,6 +42,7 @@ class PackedBatch:
     cu_seqlens: torch.Tensor  # (batch + 1,) int32 offsets of each sequence
     max_length: int
     first_token_index: torch.Tensor  # (batch,) where each sequence's first token sits
+    lengths: torch.Tensor  # (batch,)
     labels: dict[str, torch.Tensor]  # the padded batch's labels, moved to packed positions
 
     def model_inputs(self) -> dict:
@@ -117,9 +118,8 @@ def make_labels(
 def pack(batch: Batch) -> PackedBatch:
     """Drop the padding: real tokens in order, cu_seqlens computed once for the whole forward.
 
-    Per-token labels keep their tokens; QA start/end positions are shifted by each sequence's
-    offset in the packed row (the QA loss's softmax then spans the whole row: its value
-    differs from the padded loss, its cost does not).
+    Per-token labels are packed with their tokens; per-sequence labels (classification, QA
+    start/end positions within each sequence) stay as they are.
     """
     real = batch.attention_mask.bool()
     lengths = batch.lengths
@@ -127,22 +127,23 @@ def pack(batch: Batch) -> PackedBatch:
     cu_seqlens[1:] = lengths.cumsum(0)
     offsets = cu_seqlens[:-1].long()
     positions = torch.arange(batch.input_ids.shape[1], device=lengths.device).expand_as(batch.input_ids)
-    labels = {}
-    for name, value in batch.labels.items():
-        if name in ("start_positions", "end_positions"):
-            labels[name] = value + offsets
-        elif value.dim() == 2:  # per-token labels
-            labels[name] = value[real][None]
-        else:  # one label per sequence
-            labels[name] = value
+    labels = {name: value[real][None] if value.dim() == 2 else value for name, value in batch.labels.items()}
     return PackedBatch(
         input_ids=batch.input_ids[real][None],
         position_ids=positions[real][None],
         cu_seqlens=cu_seqlens,
         max_length=int(lengths.max()),
         first_token_index=offsets,
+        lengths=lengths,
         labels=labels,
     )
+
+
+def segments(values: torch.Tensor, packed: PackedBatch, fill: float) -> torch.Tensor:
+    """Packed per-token values (1, tokens) as (batch, max_length), `fill` past each length."""
+    positions = torch.arange(packed.max_length, device=values.device)
+    index = (packed.first_token_index[:, None] + positions).clamp(max=values.shape[1] - 1)
+    return values[0][index].masked_fill(positions >= packed.lengths[:, None], fill)
 
 
 def unpack(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

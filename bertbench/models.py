@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.functional import cross_entropy
 from transformers import (
     AutoConfig,
     BertConfig,
@@ -24,9 +25,9 @@ from transformers import (
     BertForTokenClassification,
     PreTrainedModel,
 )
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
-from bertbench.batches import PackedBatch
+from bertbench.batches import PackedBatch, segments
 
 TASK_HEADS: dict[str, type[PreTrainedModel]] = {
     "mlm": BertForMaskedLM,
@@ -143,20 +144,41 @@ class LoadedModel:
         return call
 
     def forward_packed(self, packed: PackedBatch) -> Callable[[], object]:
-        """The forward on a packed batch. Sequence classification pools each sequence's first
-        token, gathered from the packed hidden states at cu_seqlens[:-1]; the encoder's own
-        pooler then also runs on the row's first token, a (1 x hidden) product left in."""
+        """The forward on a packed batch, with each head's loss over each sequence alone.
+
+        Sequence classification pools each sequence's first token, gathered from the packed
+        hidden states at cu_seqlens[:-1] (the encoder's own pooler also runs on the row's
+        first token, a 1 x hidden product left in). Question answering takes the softmax of
+        the start and end logits over each sequence's own tokens (transformers' padded loss
+        also spans the padding; the cost is the same).
+        """
         inputs = packed.model_inputs()
-        model = self.model
-        if not isinstance(model, BertForSequenceClassification):
-            return self.forward({**inputs, **packed.labels})
+        model, labels = self.model, packed.labels
+        if isinstance(model, BertForSequenceClassification):
+
+            def run():
+                hidden = model.bert(**inputs).last_hidden_state[0, packed.first_token_index]
+                logits = model.classifier(model.dropout(model.bert.pooler(hidden[:, None])))
+                return SequenceClassifierOutput(loss=cross_entropy(logits.float(), labels["labels"]), logits=logits)
+
+        elif isinstance(model, BertForQuestionAnswering):
+
+            def run():
+                output = model(**inputs)
+                loss = sum(
+                    cross_entropy(segments(logits, packed, float("-inf")).float(), labels[f"{end}_positions"])
+                    for end, logits in (("start", output.start_logits), ("end", output.end_logits))
+                )
+                return QuestionAnsweringModelOutput(
+                    loss=loss / 2, start_logits=output.start_logits, end_logits=output.end_logits
+                )
+
+        else:
+            return self.forward({**inputs, **labels})
 
         def call():
             with attention_context(self.name):
-                hidden = model.bert(**inputs).last_hidden_state[0, packed.first_token_index]
-                logits = model.classifier(model.dropout(model.bert.pooler(hidden[:, None])))
-                loss = torch.nn.functional.cross_entropy(logits.float(), packed.labels["labels"])
-                return SequenceClassifierOutput(loss=loss, logits=logits)
+                return run()
 
         return call
 

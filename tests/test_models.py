@@ -113,3 +113,20 @@ class StubEncoder(torch.nn.Module):
     def forward(self, **inputs):
         assert inputs["input_ids"].shape == self.hidden.shape[:2] and "cu_seq_lens_q" in inputs
         return SimpleNamespace(last_hidden_state=self.hidden)
+
+
+def test_packed_qa_loss_is_a_softmax_over_each_sequences_own_tokens(monkeypatch):
+    from bertbench.batches import pack
+
+    loaded = load_baseline("qa", "eager", "tiny", None, CPU, torch.float32, seed=0)
+    batch = make_batch("qa", 4, 16, 10, 4, 1000, 2, True, 0, "cpu")
+    packed = pack(batch)
+    start, end = torch.randn(2, 1, packed.input_ids.shape[1])
+    monkeypatch.setattr(loaded.model, "forward", lambda **inputs: SimpleNamespace(start_logits=start, end_logits=end))
+    output = loaded.forward_packed(packed)()
+    expected = 0.0
+    for logits, positions in ((start, batch.labels["start_positions"]), (end, batch.labels["end_positions"])):
+        for i, (offset, length) in enumerate(zip(packed.cu_seqlens[:-1], batch.lengths, strict=True)):
+            own = logits[0, offset : offset + length]
+            expected += -torch.log_softmax(own, 0)[positions[i]] / len(batch.lengths) / 2
+    assert torch.allclose(output.loss, expected)
