@@ -1,0 +1,38 @@
+"""Chart of what packing changes (results/packing/qa.csv from scripts/gpu_packing.sh):
+latency against the pad fraction, one panel per model, padded and packed implementations.
+
+    python scripts/plot_packing.py [CSV] [PNG]
+"""
+
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+source = sys.argv[1] if len(sys.argv) > 1 else "results/packing/qa.csv"
+target = sys.argv[2] if len(sys.argv) > 2 else "plots/packing.png"
+rows = pd.read_csv(source).query("status == 'ok'")
+rows["series"] = rows["attn_implementation"] + rows["packed"].map({True: " packed", False: " padded"})
+models = list(dict.fromkeys(rows["model"]))
+fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.2), squeeze=False)
+for ax, model in zip(axes[0], models, strict=True):
+    mine = rows[rows["model"] == model]
+    base = mine.drop_duplicates("pad_fraction").sort_values("pad_fraction")
+    ax.plot(base["pad_fraction"] * 100, base["latency_ms_baseline"], "k-o", label="eager padded (baseline)")
+    for series, group in mine.groupby("series", sort=False):
+        group = group.sort_values("pad_fraction")
+        style = "--s" if series.endswith("packed") else "-^"
+        ax.plot(group["pad_fraction"] * 100, group["latency_ms"], style, label=series)
+    batch, seqlen = int(mine["batch_size"].iloc[0]), int(mine["max_seqlen"].iloc[0])
+    ax.set_title(f"{model}, QA, {batch} x {seqlen}\n{mine['dtype'].iloc[0]}, {mine['device'].iloc[0].split(' (')[0]}")
+    ax.set_xlabel("padding (% of tokens)")
+    ax.set_ylabel("median latency (ms)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+fig.tight_layout()
+fig.savefig(target, dpi=130, bbox_inches="tight")
+print(f"wrote {target}")
