@@ -49,20 +49,6 @@ def latencies(fn: Callable[[], object], device: torch.device, count: int) -> tup
     return _cuda_latencies(fn, count) if device.type == "cuda" else _cpu_latencies(fn, count)
 
 
-def time_calls(
-    fn: Callable[[], object],
-    device: torch.device,
-    warmup: int,
-    num_batches: int,
-    min_batches: int = 1,
-    budget_ms: float | None = None,
-) -> Timing:
-    """Latency of each timed call of fn, after `warmup` untimed ones that also size the count."""
-    warm = latencies(fn, device, warmup)
-    count = repetitions(statistics.fmean(warm), num_batches, min_batches, budget_ms) if warm else num_batches
-    return Timing(latencies(fn, device, count))
-
-
 def round_sizes(count: int, rounds: int) -> list[int]:
     """`count` calls split as evenly as possible over `rounds` rounds."""
     return [count // rounds + (i < count % rounds) for i in range(rounds)]
@@ -166,5 +152,6 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int = 8192) ->
         size = 1024
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    timing = time_calls(lambda: a @ b, device, warmup=3, num_batches=10)
-    return 2 * size**3 / (timing.median * 1e-3) / 1e12
+    latencies(lambda: a @ b, device, 3)  # warm-up
+    median_ms = statistics.median(latencies(lambda: a @ b, device, 10))
+    return 2 * size**3 / (median_ms * 1e-3) / 1e12

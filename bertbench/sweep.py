@@ -75,10 +75,10 @@ def measure_point(
     The timed calls of each model are split into up to INTERLEAVE_ROUNDS rounds of at least
     MIN_ROUND_CALLS consecutive calls, and each round visits every model in turn, so a slow
     spell of the host or the GPU falls on all models alike instead of on one measurement.
-    Rounds are kept long because below batch ~16 the host sets the latency, and on the H100
-    rounds of two or three calls, each ending in a synchronisation, ran up to 1.8x slower
-    than rounds of ten (docs/validation/). A model that fails is left out of what follows
-    and reported as a Failure.
+    Rounds are kept long because below batch ~16 the host sets the latency and a
+    synchronisation every few calls slows it (by up to 20 % on the H100:
+    scripts/launch_probe.py, docs/validation/). A model that fails is left out of what
+    follows and reported as a Failure.
     """
     device = config.torch_device
     results: dict[str, Measurement | Failure] = {}

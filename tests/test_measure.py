@@ -2,14 +2,23 @@ import math
 
 import torch
 
-from bertbench.measure import Timing, agreement, forward_flops, repetitions, time_calls, tolerance
+from bertbench.measure import (
+    Timing,
+    agreement,
+    forward_flops,
+    latencies,
+    matmul_tflops,
+    repetitions,
+    round_sizes,
+    tolerance,
+)
 from bertbench.models import preset_config
 
 
-def test_fixed_count_without_budget_and_adaptive_count_with_one():
+def test_repetition_counts_and_their_rounds():
     calls = []
-    timing = time_calls(lambda: calls.append(1), torch.device("cpu"), warmup=3, num_batches=7)
-    assert len(timing.latencies_ms) == 7 and len(calls) == 10
+    assert len(latencies(lambda: calls.append(1), torch.device("cpu"), 7)) == 7 and len(calls) == 7
+    assert round_sizes(23, 5) == [5, 5, 5, 4, 4] and round_sizes(3, 5) == [1, 1, 1, 0, 0]
     assert repetitions(10.0, num_batches=50, min_batches=5, budget_ms=100) == 10
     assert repetitions(1000.0, num_batches=50, min_batches=5, budget_ms=100) == 5
     assert repetitions(0.01, num_batches=50, min_batches=5, budget_ms=100) == 50
@@ -52,3 +61,7 @@ def test_flops_against_a_hand_count():
     )
     cls = preset_config("classification", "tiny")
     assert forward_flops(cls, "classification", lengths) == layers * (linear + attention) + 2 * 2 * (h * h + h * 2)
+
+
+def test_matmul_rate_is_positive():
+    assert matmul_tflops(torch.device("cpu"), torch.float32) > 0

@@ -109,7 +109,7 @@ def test_mismatch_is_flagged(tiny_config, monkeypatch):
     assert rows[0]["status"] == "mismatch" and "tolerance" in rows[0]["detail"]
 
 
-def test_timed_calls_of_the_baseline_and_implementations_are_interleaved(tiny_config, monkeypatch):
+def record_call_order(monkeypatch) -> list[str]:
     order = []
 
     def wrap(name, inputs, call):
@@ -117,6 +117,11 @@ def test_timed_calls_of_the_baseline_and_implementations_are_interleaved(tiny_co
         return call()
 
     patch_forward(monkeypatch, wrap)
+    return order
+
+
+def test_timed_calls_of_the_baseline_and_implementations_are_interleaved(tiny_config, monkeypatch):
+    order = record_call_order(monkeypatch)
     rows = sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 50 --warmup 1"), progress=False)
     assert rows[0]["num_batches"] == rows[0]["num_batches_baseline"] == 50
     runs = [len(list(group)) for _, group in itertools.groupby(order)]
@@ -126,13 +131,7 @@ def test_timed_calls_of_the_baseline_and_implementations_are_interleaved(tiny_co
 
 
 def test_short_measurements_are_one_round_of_consecutive_calls(tiny_config, monkeypatch):
-    order = []
-
-    def wrap(name, inputs, call):
-        order.append(name)
-        return call()
-
-    patch_forward(monkeypatch, wrap)
+    order = record_call_order(monkeypatch)
     sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 12 --warmup 0"), progress=False)
     assert [len(list(group)) for _, group in itertools.groupby(order)] == [12, 12, 1, 1]
 
