@@ -5,8 +5,9 @@
 #   ./run_bert.sh [extra benchmark_bert.py flags]      e.g. ./run_bert.sh --model-size large
 #
 # Environment: IMPLS (implementations, default "all"), RESULTS (default results),
-# PLOTS (default plots), PYTHON (default python3). On a CPU-only machine the benchmark's
-# CPU-sized defaults apply.
+# PLOTS (default plots), PYTHON (default python3), NPROC (GPUs of this host to spread the
+# sweep over with torchrun, default 1). On a CPU-only machine the benchmark's CPU-sized
+# defaults apply.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -14,5 +15,9 @@ RESULTS=${RESULTS:-results}
 PLOTS=${PLOTS:-plots}
 read -r -a impls <<<"${IMPLS:-all}"
 
-"$PYTHON" benchmark_bert.py --task all --sweep --optimization "${impls[@]}" --output-dir "$RESULTS" "$@"
+launch=("$PYTHON")
+if [ "${NPROC:-1}" -gt 1 ]; then
+    launch=("$PYTHON" -m torch.distributed.run --standalone --nproc-per-node "$NPROC")
+fi
+"${launch[@]}" benchmark_bert.py --task all --sweep --optimization "${impls[@]}" --output-dir "$RESULTS" "$@"
 "$PYTHON" plot.py --results-dir "$RESULTS" --plots-dir "$PLOTS"

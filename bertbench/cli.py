@@ -200,8 +200,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     if args.use_cuda and not cuda_present:
         raise UsageError("--use-cuda: no CUDA GPU is visible to PyTorch")
     device = "cuda" if (cuda_present if args.use_cuda is None else args.use_cuda) else "cpu"
-    defaults = GPU_DEFAULTS if device == "cuda" else CPU_DEFAULTS
-    sweep_defaults = GPU_SWEEP if device == "cuda" else CPU_SWEEP
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per torchrun process
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    on_gpu = device != "cpu"
+    defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
+    sweep_defaults = GPU_SWEEP if on_gpu else CPU_SWEEP
 
     for name in [*args.optimization, args.baseline]:
         if name not in IMPLEMENTATIONS and not (name == "all" and name != args.baseline):
@@ -215,7 +218,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
 
     if args.dtype is not None and args.use_half is not None and (args.dtype == "fp16") != args.use_half:
         raise UsageError(f"--dtype {args.dtype} contradicts --{'' if args.use_half else 'no-'}use-half")
-    dtype = args.dtype or {True: "fp16", False: "fp32"}.get(args.use_half, "fp16" if device == "cuda" else "fp32")
+    dtype = args.dtype or {True: "fp16", False: "fp32"}.get(args.use_half, "fp16" if on_gpu else "fp32")
 
     grid_flags = [f for f in ("batch_sizes", "seqlens", "pad_fractions") if getattr(args, f) is not None]
     if grid_flags and not args.sweep:

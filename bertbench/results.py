@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import platform
+import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -85,11 +87,24 @@ class HeaderMismatch(Exception):
 
 
 def row_key(row: dict) -> tuple[str, ...]:
-    return tuple(_format(row[column]) for column in KEY_COLUMNS)
+    """The measurement a row stands for; the GPU's index is left out, so that --resume skips
+    a point whichever GPU of the host measured it."""
+    key = {column: _format(row[column]) for column in KEY_COLUMNS}
+    key["device"] = re.sub(r" \(cuda:\d+\)$", "", key["device"])
+    return tuple(key.values())
 
 
 def csv_path(output_dir: Path, task: str) -> Path:
     return output_dir / f"{task}.csv"
+
+
+def part_path(output_dir: Path, task: str, rank: int) -> Path:
+    """Where one rank of a torchrun sweep appends its rows until rank 0 merges them."""
+    return output_dir / f"{task}.csv.part{rank}"
+
+
+def part_paths(output_dir: Path, task: str) -> list[Path]:
+    return sorted(output_dir.glob(f"{task}.csv.part*"))
 
 
 def read_header(path: Path) -> list[str] | None:
@@ -108,12 +123,32 @@ def check_header(path: Path) -> None:
         )
 
 
-def finished_keys(path: Path) -> set[tuple[str, ...]]:
-    """Keys of the rows already measured with status ok."""
+def read_rows(path: Path) -> list[dict]:
     if read_header(path) is None:
-        return set()
+        return []
     with path.open(newline="") as f:
-        return {row_key(row) for row in csv.DictReader(f) if row["status"] == "ok"}
+        return list(csv.DictReader(f))
+
+
+def finished_keys(output_dir: Path, task: str) -> set[tuple[str, ...]]:
+    """Keys of the rows already measured with status ok, in the task's CSV or a rank's part file."""
+    paths = [csv_path(output_dir, task), *part_paths(output_dir, task)]
+    return {row_key(row) for path in paths for row in read_rows(path) if row["status"] == "ok"}
+
+
+def merge_parts(output_dir: Path, task: str, order: Callable[[dict], tuple]) -> int:
+    """Append the rows of every part file to <task>.csv, sorted by `order`, then delete the parts."""
+    parts = part_paths(output_dir, task)
+    rows = sorted((row for path in parts for row in read_rows(path)), key=order)
+    results = ResultsFile(csv_path(output_dir, task))
+    try:
+        for row in rows:
+            results.append(row)
+    finally:
+        results.close()
+    for path in parts:
+        path.unlink()
+    return len(rows)
 
 
 class ResultsFile:

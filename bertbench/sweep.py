@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import torch
 from tqdm import tqdm
 
+from bertbench import distributed
 from bertbench.batches import Batch, make_batch, pack, unpack
 from bertbench.cli import GridPoint, RunConfig
 from bertbench.measure import (
@@ -46,6 +47,8 @@ from bertbench.results import (
     device_name,
     environment,
     finished_keys,
+    merge_parts,
+    part_path,
     row_key,
 )
 
@@ -275,8 +278,15 @@ def _point_columns(point: GridPoint, config: RunConfig) -> dict:
 
 
 def run(config: RunConfig, progress: bool = True) -> list[dict]:
-    """Run every task of the config; returns the rows written (also appended to the CSVs)."""
+    """Run every task of the config; returns the rows this process wrote (also appended to disk).
+
+    Under torchrun each rank measures its share of the grid (distributed.shard) and appends
+    to its own part file; after a barrier rank 0 merges every part into <task>.csv in grid
+    order. Parts left by a crashed run count for --resume and are merged by the next run.
+    """
+    rank = distributed.from_environment()
     device = config.torch_device
+    distributed.start(rank, device)
     common = {
         "run_id": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
         "model": config.model_name,
@@ -287,30 +297,57 @@ def run(config: RunConfig, progress: bool = True) -> list[dict]:
         **environment(device),
     }
     written: list[dict] = []
-    for task in config.tasks:
-        path = csv_path(config.output_dir, task)
-        done = finished_keys(path) if config.resume else set()
-        todo = []
-        for point in config.points:
-            keys = {**common, "task": task, **_point_columns(point, config)}
-            pending = [n for n in config.implementations if row_key({**keys, "attn_implementation": n}) not in done]
-            if pending:
-                todo.append((point, pending))
-        if not todo:
-            continue
-        sweep = TaskSweep(task, config, common)
-        results = ResultsFile(path)
-        try:
-            for point, pending in tqdm(todo, desc=task, unit="point", disable=None if progress else True, leave=False):
-                for row in sweep.point_rows(point, pending):
-                    row["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
-                    results.append(row)
-                    written.append(row)
-        finally:
-            results.close()
-            del sweep
-            release_memory(device)
+    try:
+        for task in config.tasks:
+            written += _run_task(task, config, common, rank, progress)
+        distributed.barrier(rank)
+        if rank.rank == 0:
+            for task in config.tasks:
+                merge_parts(config.output_dir, task, _grid_order(config))
+    finally:
+        distributed.finish(rank)
     return written
+
+
+def _run_task(task: str, config: RunConfig, common: dict, rank: distributed.Rank, progress: bool) -> list[dict]:
+    done = finished_keys(config.output_dir, task) if config.resume else set()
+    todo = []
+    for point in config.points:
+        keys = {**common, "task": task, **_point_columns(point, config)}
+        pending = [n for n in config.implementations if row_key({**keys, "attn_implementation": n}) not in done]
+        if pending:
+            todo.append((point, pending))
+    if rank.distributed:
+        todo = [todo[i] for i in distributed.shard([point for point, _ in todo], rank.world_size)[rank.rank]]
+    if not todo:
+        return []
+    path = part_path(config.output_dir, task, rank.rank) if rank.distributed else csv_path(config.output_dir, task)
+    sweep = TaskSweep(task, config, common)
+    results = ResultsFile(path)
+    written = []
+    try:
+        for point, pending in tqdm(todo, desc=task, unit="point", disable=None if progress else True, leave=False):
+            for row in sweep.point_rows(point, pending):
+                row["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
+                results.append(row)
+                written.append(row)
+    finally:
+        results.close()
+        del sweep
+        release_memory(config.torch_device)
+    return written
+
+
+def _grid_order(config: RunConfig) -> Callable[[dict], tuple]:
+    """Sort key putting CSV rows in grid order, then in the order the implementations were named."""
+    points = {(p.batch_size, p.max_seqlen, float(p.avg_seqlen)): i for i, p in enumerate(config.points)}
+    names = {name: i for i, name in enumerate(config.implementations)}
+
+    def order(row: dict) -> tuple:
+        point = (int(row["batch_size"]), int(row["max_seqlen"]), float(row["avg_seqlen"]))
+        return (points.get(point, len(points)), names.get(row["attn_implementation"], len(names)))
+
+    return order
 
 
 def summarize(rows: list[dict]) -> str:

@@ -90,8 +90,9 @@ def test_bad_results_dir_is_one_line_and_exit_code_2(tmp_path, setup, message):
     assert len(run.stderr.strip().splitlines()) == 1 and message in run.stderr and "Traceback" not in run.stderr
 
 
-def test_run_bert_sh_runs_every_task_then_the_charts(tmp_path):
-    env = {**os.environ, "PYTHON": sys.executable, "IMPLS": "sdpa",
+@pytest.mark.parametrize("nproc", ["1", "2"])
+def test_run_bert_sh_runs_every_task_then_the_charts(tmp_path, nproc):
+    env = {**os.environ, "PYTHON": sys.executable, "IMPLS": "sdpa", "NPROC": nproc,
            "RESULTS": str(tmp_path / "results"), "PLOTS": str(tmp_path / "plots")}  # fmt: skip
     run = subprocess.run(
         ["./run_bert.sh", "--no-use-cuda", "--model-size", "tiny", "--num-batches", "1", "--warmup", "0",

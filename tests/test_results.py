@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from bertbench.results import COLUMNS, HeaderMismatch, ResultsFile, finished_keys, row_key
+from bertbench.results import COLUMNS, HeaderMismatch, ResultsFile, finished_keys, merge_parts, part_path, row_key
 
 
 def row(**kw):
@@ -59,9 +59,23 @@ def test_resume_keys_only_ok_rows_and_match_new_rows(tmp_path):
     results.append(row())
     results.append(row(batch_size=4, status="oom"))
     results.close()
-    done = finished_keys(path)
+    done = finished_keys(tmp_path, "qa")
     assert row_key(row()) in done and row_key(row(batch_size=4)) not in done
     assert row_key(row(avg_seqlen=16)) in done  # 16 and 16.0 are one grid point
+
+
+def test_part_files_count_for_resume_whichever_gpu_wrote_them_and_merge_in_order(tmp_path):
+    part = ResultsFile(part_path(tmp_path, "qa", 1))
+    part.append(row(batch_size=8, device="NVIDIA H100 (cuda:1)"))
+    part.append(row(batch_size=2, device="NVIDIA H100 (cuda:1)"))
+    part.close()
+    other = ResultsFile(part_path(tmp_path, "qa", 0))
+    other.append(row(batch_size=4, device="NVIDIA H100 (cuda:0)"))
+    other.close()
+    assert row_key(row(batch_size=8, device="NVIDIA H100 (cuda:0)")) in finished_keys(tmp_path, "qa")
+    assert merge_parts(tmp_path, "qa", lambda r: int(r["batch_size"])) == 3
+    assert [r["batch_size"] for r in read(tmp_path / "qa.csv")] == ["2", "4", "8"]
+    assert list(tmp_path.iterdir()) == [tmp_path / "qa.csv"]  # the parts are gone
 
 
 def test_a_file_with_other_columns_is_never_mixed(tmp_path):
