@@ -54,6 +54,7 @@ class RunConfig:
     seqlen_stdev: float
     use_mask: bool
     packed: bool
+    mode: str
     num_batches: int
     min_batches: int
     time_budget_ms: float | None
@@ -178,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="time about this long per measurement: the count adapts to the latency seen in warm-up, "
         "between --min-batches and --num-batches (default: always --num-batches)",
     )
+    how.add_argument(
+        "--mode",
+        choices=("inference", "train"),
+        default="inference",
+        help="inference: the forward under inference_mode; train: forward + backward with dropout (no optimizer step)",
+    )
     how.add_argument("--warmup", type=int, default=None, help="untimed batches before timing (default 5 GPU, 2 CPU)")
     how.add_argument(
         "--use-cuda", action=argparse.BooleanOptionalAction, default=None, help="default: a GPU when present"
@@ -252,6 +259,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         seqlen_stdev=args.seqlen_stdev,
         use_mask=args.use_mask,
         packed=args.packed,
+        mode=args.mode,
         num_batches=num_batches,
         min_batches=args.min_batches,
         time_budget_ms=args.time_budget_ms,

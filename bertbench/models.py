@@ -183,6 +183,33 @@ class LoadedModel:
         return call
 
 
+def training_step(model: PreTrainedModel, forward: Callable[[], object]) -> Callable[[], object]:
+    """Forward and backward with the model's dropout, no optimizer step: the loss's gradient
+    for every weight, the part of training that attention changes."""
+
+    def call():
+        output = forward()
+        output.loss.backward()
+        model.zero_grad(set_to_none=True)  # as an optimizer step would consume them; each step starts bare
+        return output
+
+    return call
+
+
+def evaluated(model: PreTrainedModel, forward: Callable[[], object]) -> Callable[[], object]:
+    """The forward without dropout and gradients, for parity with the baseline in train mode."""
+
+    def call():
+        model.eval()
+        try:
+            with torch.inference_mode():
+                return forward()
+        finally:
+            model.train()
+
+    return call
+
+
 def load_baseline(
     task: str,
     name: str,

@@ -80,8 +80,9 @@ def _task_data(path: Path) -> TaskData:
         raise PlotError(f"{path}: missing columns {', '.join(missing)}")
     if frame.empty:
         raise PlotError(f"{path}: no rows")
-    if "packed" not in frame.columns:  # written before --packed existed
-        frame["packed"] = False
+    for column, default in (("packed", False), ("mode", "inference")):  # columns added by later versions
+        if column not in frame.columns:
+            frame[column] = default
     latest = frame.iloc[-1]
     setup = {key: str(latest[key]) for key in SETUP}
     same_setup = np.logical_and.reduce([frame[k].astype(str) == v for k, v in setup.items()])
@@ -117,7 +118,13 @@ def plot_all(data: list[TaskData], plots_dir: Path, fmt: str = "png") -> list[Pa
 def _series(d: TaskData) -> pd.DataFrame:
     """Rows to draw per metric: the implementations, plus the baseline's own throughput."""
     packed = d.rows["packed"].astype(str) == "True"
-    rows = d.rows.assign(series=d.rows["attn_implementation"].where(~packed, d.rows["attn_implementation"] + " packed"))
+    train = d.rows["mode"] == "train"
+    name = (
+        d.rows["attn_implementation"]
+        + packed.map({True: " packed", False: ""})
+        + train.map({True: " train", False: ""})
+    )
+    rows = d.rows.assign(series=name)
     base = rows.drop_duplicates(subset=["batch_size", "max_seqlen", "pad_fraction"]).assign(
         series=f"{d.setup['baseline']} (baseline)",
         tokens_per_s=lambda f: f["real_tokens"] / f["latency_ms_baseline"] * 1e3,

@@ -35,6 +35,7 @@ COLUMNS = (
     "seqlen_stdev",
     "use_mask",
     "packed",  # the implementation ran the batch packed (no padding, cu_seqlens); the baseline never does
+    "mode",  # inference (forward) or train (forward + backward with dropout, no optimizer step)
     "real_tokens",
     "num_batches",  # timed batches of the implementation
     "num_batches_baseline",
@@ -48,7 +49,7 @@ COLUMNS = (
     "mem_mb",
     "mem_saved_pct",
     "tokens_per_s",  # real tokens per second
-    "gflop",  # matmul GFLOP on real tokens per forward (the useful work)
+    "gflop",  # matmul GFLOP on real tokens per forward, x3 in train mode (the useful work)
     "gflop_padded",  # the same counting every sequence at max_seqlen
     "tflops",  # gflop / median latency
     "tflops_baseline",
@@ -79,6 +80,7 @@ KEY_COLUMNS = (
     "seqlen_stdev",
     "use_mask",
     "packed",
+    "mode",
 )
 
 

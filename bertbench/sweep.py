@@ -35,10 +35,12 @@ from bertbench.models import (
     SDPA_BACKENDS,
     VARLEN,
     LoadedModel,
+    evaluated,
     load_baseline,
     load_like,
     per_token,
     task_logits,
+    training_step,
     unavailable_reason,
 )
 from bertbench.results import (
@@ -71,7 +73,10 @@ class Failure:
 
 
 def measure_point(
-    calls: dict[str, Callable[[], object]], task: str, config: RunConfig
+    calls: dict[str, Callable[[], object]],
+    task: str,
+    config: RunConfig,
+    parity_calls: dict[str, Callable[[], object]] | None = None,
 ) -> dict[str, Measurement | Failure]:
     """Time every model on one batch, interleaved, then run each once for peak memory and logits.
 
@@ -81,7 +86,8 @@ def measure_point(
     Rounds are kept long because below batch ~16 the host sets the latency and a
     synchronisation every few calls slows it (by up to 20 % on the H100:
     scripts/launch_probe.py, docs/validation/). A model that fails is left out of what
-    follows and reported as a Failure.
+    follows and reported as a Failure. In train mode the logits for parity come from
+    `parity_calls` (the same models without dropout), not from the timed training steps.
     """
     device = config.torch_device
     results: dict[str, Measurement | Failure] = {}
@@ -111,9 +117,12 @@ def measure_point(
 
     def finish(name: str) -> None:
         output, mem_mb = run_with_peak_memory(calls[name], device)
+        if parity_calls is not None:
+            del output
+            output = parity_calls[name]()
         results[name] = Measurement(Timing(tuple(timed[name])), mem_mb, task_logits(task, output))
 
-    with torch.inference_mode():
+    with torch.inference_mode(config.mode == "inference"):
         for name in calls:
             attempt(name, warm_up)
         for index in range(INTERLEAVE_ROUNDS):
@@ -129,6 +138,8 @@ def failure_status(error: BaseException) -> str:
         return "oom"
     text = str(error)
     if "No available kernel" in text or "No viable backend" in text:
+        return "unavailable"
+    if "dropout" in text.lower() and "support" in text.lower():  # e.g. flex attention in training
         return "unavailable"
     return "error"
 
@@ -166,6 +177,8 @@ class TaskSweep:
         except Exception as e:
             self.baseline_failure = ("unavailable", f"baseline {config.baseline}: {one_line(e)}")
             return
+        if config.mode == "train":
+            self.baseline.model.train()
         for name in config.implementations:
             reason = unavailable_reason(name, device)
             if reason is None and config.packed and name not in VARLEN:
@@ -175,6 +188,7 @@ class TaskSweep:
                 continue
             try:
                 self.models[name] = load_like(self.baseline, name, device, dtype)
+                self.models[name].model.train(config.mode == "train")
             except Exception as e:
                 self.failed[name] = ("unavailable", one_line(e))
 
@@ -199,20 +213,26 @@ class TaskSweep:
             config.torch_device,
         )
         lengths = batch.lengths.tolist()
-        gflop = forward_flops(model_config, self.task, lengths) / 1e9
+        passes = 3 if config.mode == "train" else 1  # the backward's matmuls are twice the forward's
+        gflop = passes * forward_flops(model_config, self.task, lengths) / 1e9
         base.update(
             real_tokens=sum(lengths),
             gflop=gflop,
-            gflop_padded=forward_flops(model_config, self.task, lengths, point.max_seqlen) / 1e9,
+            gflop_padded=passes * forward_flops(model_config, self.task, lengths, point.max_seqlen) / 1e9,
         )
         inputs = batch.model_inputs()
         packed = pack(batch) if config.packed else None
-        calls = {BASELINE: self.baseline.forward(inputs)}
-        for name in pending:
-            if name not in self.failed:
-                model = self.models[name]
-                calls[name] = model.forward_packed(packed) if packed is not None else model.forward(inputs)
-        results = measure_point(calls, self.task, config)
+        models = {BASELINE: self.baseline, **{n: self.models[n] for n in pending if n not in self.failed}}
+        forwards = {
+            key: m.forward_packed(packed) if packed is not None and key != BASELINE else m.forward(inputs)
+            for key, m in models.items()
+        }
+        if config.mode == "train":
+            calls = {key: training_step(models[key].model, forward) for key, forward in forwards.items()}
+            parity = {key: evaluated(models[key].model, forward) for key, forward in forwards.items()}
+            results = measure_point(calls, self.task, config, parity)
+        else:
+            results = measure_point(forwards, self.task, config)
         reference = results.pop(BASELINE)
         if isinstance(reference, Failure):
             detail = f"baseline {config.baseline}: {reference.detail}"
@@ -274,6 +294,7 @@ def _point_columns(point: GridPoint, config: RunConfig) -> dict:
         "seqlen_stdev": config.seqlen_stdev,
         "use_mask": config.use_mask,
         "packed": config.packed,
+        "mode": config.mode,
     }
 
 

@@ -90,3 +90,16 @@ def test_packed_flash_attention_matches_padded_eager(tmp_path, dtype):
             r["attn_implementation"],
             r["detail"],
         )
+
+
+def test_train_mode_runs_and_attention_saves_training_memory(tmp_path):
+    config = gpu_config(
+        tmp_path,
+        "--task qa --model-size base --mode train --batch-size 32 --max-seqlen 512 --avg-seqlen 384 "
+        "--optimization sdpa flash_attention_2",
+    )
+    rows = sweep.run(config, progress=False)
+    print("\n".join(str((r["attn_implementation"], r["status"], r.get("mem_mb"), r["mem_mb_baseline"])) for r in rows))
+    for r in rows:
+        assert r["status"] == "ok" and r["mode"] == "train", r["detail"]
+        assert 0 < r["mem_mb"] < r["mem_mb_baseline"] and r["rel_err"] < 2e-2

@@ -228,3 +228,26 @@ def test_packed_runs_only_varlen_implementations(tiny_config):
     assert [r["status"] for r in rows] == ["unavailable", "unavailable"]
     assert "no variable-length path" in rows[0]["detail"] and "CUDA" in rows[1]["detail"]
     assert all(r["packed"] for r in rows)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_train_mode_times_forward_and_backward_and_checks_parity_without_dropout(tiny_config, task):
+    rows = sweep.run(tiny_config(f"--task {task} --mode train --optimization sdpa"), progress=False)
+    inference = sweep.run(tiny_config(f"--task {task} --optimization sdpa"), progress=False)
+    (row,) = rows
+    assert row["status"] == "ok" and row["mode"] == "train" and row["rel_err"] < 1e-4
+    assert row["gflop"] == pytest.approx(3 * inference[0]["gflop"])
+
+
+def test_training_step_backpropagates_through_the_dropout_model():
+    from bertbench.models import load_baseline, training_step
+
+    loaded = load_baseline("qa", "eager", "tiny", None, torch.device("cpu"), torch.float32, seed=0)
+    loaded.model.train()
+    batch = sweep.make_batch("qa", 2, 16, 12, 2, 1000, 2, True, 0, "cpu")
+    grads = []
+    loaded.model.qa_outputs.weight.register_hook(lambda grad: grads.append(grad))
+    a, b = (training_step(loaded.model, loaded.forward(batch.model_inputs()))() for _ in range(2))
+    assert len(grads) == 2 and grads[0].abs().sum() > 0
+    assert not torch.equal(a.start_logits, b.start_logits)  # dropout is on
+    assert loaded.model.qa_outputs.weight.grad is None  # each step starts bare
