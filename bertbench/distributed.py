@@ -64,7 +64,7 @@ def shard(points: list[GridPoint], world_size: int) -> list[list[int]]:
 
 def start(rank: Rank, device: torch.device) -> None:
     """Join the process group; CUDA events and synchronisations then address this rank's GPU."""
-    if device.type == "cuda":
+    if device.type == "cuda" and device.index is not None:  # cuda:<LOCAL_RANK> under torchrun
         torch.cuda.set_device(device)
     if rank.distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

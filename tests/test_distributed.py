@@ -74,3 +74,16 @@ def test_resume_after_a_crashed_rank_skips_its_points_and_merges_its_part(tmp_pa
     assert [r["batch_size"] for r in resumed] == [1]
     with (config.output_dir / "qa.csv").open() as f:
         assert [r["batch_size"] for r in csv.DictReader(f)] == ["1", "2"]
+
+
+def test_a_plain_gpu_run_does_not_pick_a_device(monkeypatch):
+    """Outside torchrun the device is "cuda" without an index, which torch.cuda.set_device refuses."""
+    import torch
+
+    from bertbench.distributed import Rank, start
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    start(Rank(), torch.device("cuda"))
+    start(Rank(), torch.device("cuda", 1))
+    assert chosen == [torch.device("cuda", 1)]
