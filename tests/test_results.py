@@ -1,8 +1,15 @@
-import csv
-
 import pytest
 
-from bertbench.results import COLUMNS, HeaderMismatch, ResultsFile, finished_keys, merge_parts, part_path, row_key
+from bertbench.results import (
+    COLUMNS,
+    HeaderMismatch,
+    ResultsFile,
+    finished_keys,
+    merge_parts,
+    part_path,
+    read_rows,
+    row_key,
+)
 
 
 def row(**kw):
@@ -26,11 +33,6 @@ def row(**kw):
     return base
 
 
-def read(path):
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_rows_are_appended_never_overwritten(tmp_path):
     path = tmp_path / "qa.csv"
     first = ResultsFile(path)
@@ -39,7 +41,7 @@ def test_rows_are_appended_never_overwritten(tmp_path):
     second = ResultsFile(path)
     second.append(row(batch_size=4))
     second.close()
-    rows = read(path)
+    rows = read_rows(path)
     assert [r["batch_size"] for r in rows] == ["2", "4"]
     assert path.read_text().count("timestamp,") == 1  # one header
     assert rows[0]["latency_ms"] == ""  # NaN is written empty
@@ -49,7 +51,7 @@ def test_each_row_is_on_disk_as_soon_as_it_is_appended(tmp_path):
     path = tmp_path / "qa.csv"
     results = ResultsFile(path)
     results.append(row())
-    assert len(read(path)) == 1  # before close: an interrupted run keeps it
+    assert len(read_rows(path)) == 1  # before close: an interrupted run keeps it
     results.close()
 
 
@@ -74,7 +76,7 @@ def test_part_files_count_for_resume_whichever_gpu_wrote_them_and_merge_in_order
     other.close()
     assert row_key(row(batch_size=8, device="NVIDIA H100 (cuda:0)")) in finished_keys(tmp_path, "qa")
     assert merge_parts(tmp_path, "qa", lambda r: int(r["batch_size"])) == 3
-    assert [r["batch_size"] for r in read(tmp_path / "qa.csv")] == ["2", "4", "8"]
+    assert [r["batch_size"] for r in read_rows(tmp_path / "qa.csv")] == ["2", "4", "8"]
     assert list(tmp_path.iterdir()) == [tmp_path / "qa.csv"]  # the parts are gone
 
 

@@ -1,4 +1,3 @@
-import csv
 import itertools
 from types import SimpleNamespace
 
@@ -8,12 +7,7 @@ import torch
 import benchmark_bert
 from bertbench import sweep
 from bertbench.models import TASKS, LoadedModel
-from bertbench.results import COLUMNS
-
-
-def read(path):
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+from bertbench.results import COLUMNS, read_rows
 
 
 def test_all_tasks_sweep_writes_a_row_per_point_and_implementation(tiny_config):
@@ -24,7 +18,7 @@ def test_all_tasks_sweep_writes_a_row_per_point_and_implementation(tiny_config):
     rows = sweep.run(config, progress=False)
     assert len(rows) == 4 * 4 * 3
     for task in TASKS:
-        written = read(config.output_dir / f"{task}.csv")
+        written = read_rows(config.output_dir / f"{task}.csv")
         assert list(written[0]) == list(COLUMNS) and len(written) == 4 * 3
         by_impl = {}
         for r in written:
@@ -53,7 +47,7 @@ def test_resume_skips_finished_points_and_reruns_the_rest(tiny_config):
     )
     third = sweep.run(wider, progress=False)
     assert [r["batch_size"] for r in third] == [4]
-    assert len(read(wider.output_dir / "qa.csv")) == 3
+    assert len(read_rows(wider.output_dir / "qa.csv")) == 3
 
 
 def patch_forward(monkeypatch, wrap):
@@ -155,7 +149,7 @@ def test_main_exits_non_zero_when_nothing_requested_can_run(tmp_path, capsys):
         )
     assert exit_info.value.code == 1
     assert "nothing requested could run" in capsys.readouterr().err
-    assert read(tmp_path / "qa.csv")[0]["status"] == "unavailable"
+    assert read_rows(tmp_path / "qa.csv")[0]["status"] == "unavailable"
 
 
 def test_main_prints_what_it_runs_and_a_table(tmp_path, capsys):
@@ -204,7 +198,7 @@ def test_real_checkpoint_through_the_command_line(tmp_path, minilm_path):
         )
         == 0
     )
-    rows = read(tmp_path / "token_classification.csv")
+    rows = read_rows(tmp_path / "token_classification.csv")
     assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["model"] == str(minilm_path)
     assert float(rows[0]["rel_err"]) < 1e-4
 
@@ -219,7 +213,7 @@ def test_interrupt_keeps_the_rows_already_written(tiny_config, monkeypatch):
     config = tiny_config("--task qa --sweep --batch-sizes 1 2 4 --seqlens 16 --pad-fractions 0 --optimization sdpa")
     with pytest.raises(KeyboardInterrupt):
         sweep.run(config, progress=False)
-    rows = read(config.output_dir / "qa.csv")
+    rows = read_rows(config.output_dir / "qa.csv")
     assert [r["batch_size"] for r in rows] == ["1", "2"] and all(r["status"] == "ok" for r in rows)
 
 
