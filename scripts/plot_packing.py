@@ -1,4 +1,4 @@
-"""Chart of what packing changes (results/packing/qa.csv from scripts/gpu_packing.sh):
+"""Chart of what packing changes (results/h100/packing/qa.csv from scripts/gpu_packing.sh):
 latency against the pad fraction, one panel per model, padded and packed implementations.
 
     python scripts/plot_packing.py [CSV] [PNG]
@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-source = sys.argv[1] if len(sys.argv) > 1 else "results/packing/qa.csv"
-target = sys.argv[2] if len(sys.argv) > 2 else "plots/packing.png"
+source = sys.argv[1] if len(sys.argv) > 1 else "results/h100/packing/qa.csv"
+target = sys.argv[2] if len(sys.argv) > 2 else "plots/h100/packing.png"
 rows = pd.read_csv(source).query("status == 'ok'")
 rows["series"] = rows["attn_implementation"] + rows["packed"].map({True: " packed", False: " padded"})
 models = list(dict.fromkeys(rows["model"]))
