@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from bertbench import distributed
-from bertbench.batches import Batch, make_batch, pack, unpack
+from bertbench.batches import make_batch, pack, unpack
 from bertbench.cli import GridPoint, RunConfig
 from bertbench.measure import (
     Timing,
@@ -255,11 +255,11 @@ class TaskSweep:
                 if isinstance(result, Failure):
                     row.update(status=result.status, detail=result.detail)
                 else:
-                    row.update(self._compare(result, reference, batch, real, gflop))
+                    row.update(self._compare(result, reference, base["real_tokens"], real, gflop))
             rows.append(row)
         return rows
 
-    def _compare(self, result: Measurement, reference: Measurement, batch: Batch, real, gflop: float) -> dict:
+    def _compare(self, result: Measurement, reference: Measurement, real_tokens: int, real, gflop: float) -> dict:
         logits = result.logits
         if self.config.packed and real is not None:
             logits = [unpack(values, real) for values in logits]
@@ -276,7 +276,7 @@ class TaskSweep:
             "speedup_pct": (reference.timing.median / latency - 1) * 100,
             "mem_mb": result.mem_mb,
             "mem_saved_pct": (1 - result.mem_mb / reference.mem_mb) * 100 if reference.mem_mb else math.nan,
-            "tokens_per_s": batch.real_tokens / (latency * 1e-3),
+            "tokens_per_s": real_tokens / (latency * 1e-3),
             "tflops": gflop / latency,
             "max_abs_err": max_abs,
             "rel_err": rel_err,
