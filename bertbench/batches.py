@@ -22,10 +22,6 @@ class Batch:
     labels: dict[str, torch.Tensor]  # task labels, passed to the forward so the loss is computed
     use_mask: bool  # whether the model is given the attention mask
 
-    @property
-    def real_tokens(self) -> int:
-        return int(self.lengths.sum())
-
     def model_inputs(self) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": self.input_ids, **self.labels}
         if self.use_mask:

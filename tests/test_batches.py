@@ -37,7 +37,7 @@ def test_padding_and_mask_match_the_lengths():
     assert torch.equal(b.attention_mask.bool(), real)
     assert (b.input_ids[~real] == PAD_ID).all()
     assert (b.input_ids[real] != PAD_ID).all() and b.input_ids.max() < 1000
-    assert b.real_tokens == int(real.sum())
+    assert int(b.lengths.sum()) == int(real.sum())
 
 
 def test_same_seed_same_batch_other_seed_other_batch():
