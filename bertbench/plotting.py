@@ -18,22 +18,15 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
+from bertbench.results import KEY_COLUMNS, without_gpu_index
+
 NEEDED = (
     "timestamp", "task", "model", "attn_implementation", "baseline", "device", "dtype", "batch_size", "max_seqlen",
-    "pad_fraction", "seqlen_stdev", "use_mask", "real_tokens", "latency_ms_baseline", "latency_ms", "speedup_pct",
-    "mem_saved_pct", "tokens_per_s", "status", "detail",
+    "avg_seqlen", "pad_fraction", "seqlen_stdev", "use_mask", "real_tokens", "latency_ms_baseline", "latency_ms",
+    "speedup_pct", "mem_saved_pct", "tokens_per_s", "status", "detail",
 )  # fmt: skip
 SETUP = ("model", "dtype", "device", "baseline")
-POINT = (
-    *SETUP,
-    "attn_implementation",
-    "packed",
-    "batch_size",
-    "max_seqlen",
-    "pad_fraction",
-    "seqlen_stdev",
-    "use_mask",
-)
+POINT = tuple(column for column in KEY_COLUMNS if column != "task")  # one file holds one task
 METRICS = {  # file stem: (column, axis label)
     "speedup": ("speedup_pct", "speedup vs baseline (%)"),
     "mem_saved": ("mem_saved_pct", "peak memory saved vs baseline (%)"),
@@ -83,6 +76,7 @@ def _task_data(path: Path) -> TaskData:
     for column, default in (("packed", False), ("mode", "inference")):  # columns added by later versions
         if column not in frame.columns:
             frame[column] = default
+    frame["device"] = frame["device"].astype(str).map(without_gpu_index)  # rows from every GPU of a host
     latest = frame.iloc[-1]
     setup = {key: str(latest[key]) for key in SETUP}
     same_setup = np.logical_and.reduce([frame[k].astype(str) == v for k, v in setup.items()])

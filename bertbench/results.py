@@ -92,8 +92,13 @@ def row_key(row: dict) -> tuple[str, ...]:
     """The measurement a row stands for; the GPU's index is left out, so that --resume skips
     a point whichever GPU of the host measured it."""
     key = {column: _format(row[column]) for column in KEY_COLUMNS}
-    key["device"] = re.sub(r" \(cuda:\d+\)$", "", key["device"])
+    key["device"] = without_gpu_index(key["device"])
     return tuple(key.values())
+
+
+def without_gpu_index(device: str) -> str:
+    """The device column without the GPU's index: one kind of GPU, whichever of a host's ran it."""
+    return re.sub(r" \(cuda:\d+\)$", "", device)
 
 
 def csv_path(output_dir: Path, task: str) -> Path:

@@ -103,3 +103,18 @@ def test_run_bert_sh_runs_every_task_then_the_charts(tmp_path, nproc):
     for task in ("mlm", "classification", "token_classification", "qa"):
         assert len((tmp_path / "results" / f"{task}.csv").read_text().splitlines()) == 1 + 2
         assert (tmp_path / "plots" / task / "combined.png").stat().st_size > 10_000
+
+
+def test_train_rows_stay_apart_and_rows_of_every_gpu_of_a_host_are_drawn(results_dir, tmp_path):
+    import pandas as pd
+
+    from bertbench.plotting import load_results
+
+    rows = pd.read_csv(results_dir / "qa.csv")
+    rows["device"] = [f"NVIDIA H100 (cuda:{i % 2})" for i in range(len(rows))]  # two ranks of a torchrun sweep
+    both = pd.concat([rows, rows.assign(mode="train")])
+    (tmp_path / "r").mkdir()
+    both.to_csv(tmp_path / "r" / "qa.csv", index=False)
+    (data,) = load_results(tmp_path / "r")
+    assert data.other_setups == 0 and len(data.rows) == 2 * int((rows["status"] == "ok").sum())
+    assert set(data.rows["mode"]) == {"inference", "train"} and "cuda:" not in data.title
