@@ -213,9 +213,10 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
     sweep_defaults = GPU_SWEEP if on_gpu else CPU_SWEEP
 
-    for name in [*args.optimization, args.baseline]:
-        if name not in IMPLEMENTATIONS and not (name == "all" and name != args.baseline):
-            raise UsageError(f"unknown attention implementation {name!r}; choose from {', '.join(IMPLEMENTATIONS)}")
+    unknown = [n for n in args.optimization if n not in (*IMPLEMENTATIONS, "all")]
+    unknown += [args.baseline] if args.baseline not in IMPLEMENTATIONS else []
+    if unknown:
+        raise UsageError(f"unknown attention implementation {unknown[0]!r}; choose from {', '.join(IMPLEMENTATIONS)}")
     everything = [
         n for n in IMPLEMENTATIONS if n != args.baseline and unavailable_reason(n, torch.device(device)) is None
     ]
