@@ -55,6 +55,8 @@ class RunConfig:
     use_mask: bool
     packed: bool
     mode: str
+    cuda_graphs: bool
+    compile: bool
     num_batches: int
     min_batches: int
     time_budget_ms: float | None
@@ -185,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="inference",
         help="inference: the forward under inference_mode; train: forward + backward with dropout (no optimizer step)",
     )
+    how.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="also time every model (the baseline too) replayed from a captured CUDA graph: GPU time without "
+        "Python's launch overhead; rows whose loop latency is >= 1.5x the graph's are flagged launch_bound",
+    )
+    how.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time every model (the baseline too) after torch.compile for each batch's shapes; "
+        "compile time goes in its own column, never in the latency",
+    )
     how.add_argument("--warmup", type=int, default=None, help="untimed batches before timing (default 5 GPU, 2 CPU)")
     how.add_argument(
         "--use-cuda", action=argparse.BooleanOptionalAction, default=None, help="default: a GPU when present"
@@ -242,6 +256,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         raise UsageError("--time-budget-ms must be positive")
     if args.seqlen_stdev < 0:
         raise UsageError("--seqlen-stdev must be 0 or more")
+    extras = [flag for flag, given in (("--cuda-graphs", args.cuda_graphs), ("--compile", args.compile)) if given]
+    if extras and args.mode == "train":
+        raise UsageError(f"{extras[0]} times inference only; drop it or --mode train")
+    if args.cuda_graphs and not on_gpu:
+        raise UsageError("--cuda-graphs needs a CUDA GPU")
     if args.model is not None:
         _check_model(args.model)
     tasks = TASKS if args.task == "all" else (args.task,)
@@ -261,6 +280,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         use_mask=args.use_mask,
         packed=args.packed,
         mode=args.mode,
+        cuda_graphs=args.cuda_graphs,
+        compile=args.compile,
         num_batches=num_batches,
         min_batches=args.min_batches,
         time_budget_ms=args.time_budget_ms,

@@ -7,14 +7,24 @@ CPU), reporting quantiles rather than the mean alone.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import re
 import statistics
+import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from transformers import BertConfig
+
+# Fused attention operators as the profiler names them: PyTorch's SDPA backends and the
+# flash-attn packages' custom ops. Their backward passes are left out (train mode).
+ATTENTION_OP = re.compile(r"^(aten::_scaled_dot_product_\w+|flash_attn\w*::\w+)$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,101 @@ def _cpu_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
         fn()
         latencies.append((time.perf_counter() - start) * 1e3)
     return tuple(latencies)
+
+
+def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:
+    """fn's output and the fused attention operators it ran, as recorded by the profiler.
+
+    This is what really ran, whatever was asked for: e.g. `sdpa_efficient_attention` where
+    SDPA was given a mask, or "none" where no fused operator ran (eager's matmul and softmax,
+    or attention the compiler generated itself). CPU activity only: no device sync, so it
+    also works while a CUDA graph is being captured.
+    """
+    with _quiet_stderr(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Profiler clears events.*")
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            output = fn()
+    names = {e.name for e in prof.events() if ATTENTION_OP.match(e.name) and not e.name.endswith("_backward")}
+    short = sorted(n.replace("aten::_scaled_dot_product_", "sdpa_") for n in names)
+    return output, "+".join(short) or "none"
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the profiler's start/stop lines, which the C++ side prints to fd 2 on every run."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@dataclass
+class CapturedGraph:
+    graph: torch.cuda.CUDAGraph
+    output: object  # the static output the graph writes on every replay
+    kernels: str  # fused attention operators recorded while capturing
+    seconds: float  # warm-up and capture
+
+
+class NotCapturable(RuntimeError):
+    """The call synchronises with the host, so a CUDA graph cannot hold it."""
+
+
+def capture_graph(fn: Callable[[], object], device: torch.device) -> CapturedGraph:
+    """fn captured in a CUDA graph; replays run its kernels on the same buffers with no Python.
+
+    Warm-up runs on a side stream first, as torch.cuda.graph requires; then one rehearsal
+    (check_capturable) refuses a call that would break the capture, because a failed capture
+    leaves PyTorch's CUDA state broken for the rest of the process. The kernels are recorded
+    during the capture itself: a library may take another path while a stream is capturing
+    (transformers builds an SDPA mask it would otherwise skip).
+    """
+    start = time.perf_counter()
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+        check_capturable(fn)
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+
+    def captured():
+        with torch.cuda.graph(graph):
+            return fn()
+
+    output, kernels = attention_kernels(captured)
+    torch.cuda.synchronize(device)
+    return CapturedGraph(graph, output, kernels, time.perf_counter() - start)
+
+
+def check_capturable(fn: Callable[[], object]) -> None:
+    """Run fn as if a stream were capturing, and raise NotCapturable if it syncs with the host.
+
+    Library code that asks torch.cuda.is_current_stream_capturing() is told yes, so it takes
+    its capture path, and PyTorch's sync debug mode turns every host synchronisation (an
+    `.item()`, a data-dependent branch, a copy from pageable host memory) into an error.
+    """
+    asks = torch.cuda.is_current_stream_capturing
+    mode = torch.cuda.get_sync_debug_mode()
+    torch.cuda.is_current_stream_capturing = lambda: True
+    with warnings.catch_warnings():  # "a prototype feature": it misses some syncs, and a capture then fails
+        warnings.simplefilter("ignore", UserWarning)
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        fn()
+    except RuntimeError as e:
+        if "synchroniz" not in str(e):
+            raise
+        raise NotCapturable(f"synchronises with the host ({str(e).strip().splitlines()[0]})") from None
+    finally:
+        torch.cuda.set_sync_debug_mode(mode)
+        torch.cuda.is_current_stream_capturing = asks
 
 
 def run_with_peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[object, float]:

@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from bertbench.results import KEY_COLUMNS, without_gpu_index
+from bertbench.results import EXTRA_MEASUREMENTS, KEY_COLUMNS, without_gpu_index
 
 NEEDED = (
     "timestamp", "task", "model", "attn_implementation", "baseline", "device", "dtype", "batch_size", "max_seqlen",
@@ -26,7 +26,7 @@ NEEDED = (
     "speedup_pct", "mem_saved_pct", "tokens_per_s", "status", "detail",
 )  # fmt: skip
 SETUP = ("model", "dtype", "device", "baseline")
-POINT = tuple(column for column in KEY_COLUMNS if column != "task")  # one file holds one task
+POINT = tuple(c for c in KEY_COLUMNS if c != "task" and c not in EXTRA_MEASUREMENTS)  # one file holds one task
 METRICS = {  # file stem: (column, axis label)
     "speedup": ("speedup_pct", "speedup vs baseline (%)"),
     "mem_saved": ("mem_saved_pct", "peak memory saved vs baseline (%)"),
@@ -73,7 +73,7 @@ def _task_data(path: Path) -> TaskData:
         raise PlotError(f"{path}: missing columns {', '.join(missing)}")
     if frame.empty:
         raise PlotError(f"{path}: no rows")
-    for column, default in (("packed", False), ("mode", "inference")):  # columns added by later versions
+    for column, default in (("packed", False), ("mode", "inference")):  # columns older versions lacked
         if column not in frame.columns:
             frame[column] = default
     frame["device"] = frame["device"].astype(str).map(without_gpu_index)  # rows from every GPU of a host

@@ -25,6 +25,7 @@ COLUMNS = (
     "model",
     "attn_implementation",  # as requested, e.g. sdpa-flash
     "runs",  # what the model really ran: config._attn_implementation, plus the pinned SDPA backend
+    "attention_kernels",  # fused attention operators the profiler saw run ("none": matmul + softmax)
     "baseline",
     "device",
     "dtype",
@@ -36,6 +37,8 @@ COLUMNS = (
     "use_mask",
     "packed",  # the implementation ran the batch packed (no padding, cu_seqlens); the baseline never does
     "mode",  # inference (forward) or train (forward + backward with dropout, no optimizer step)
+    "cuda_graphs",  # the run also timed every model replayed from a CUDA graph (the *_graph columns)
+    "compile",  # the run also timed every model after torch.compile (the *_compiled columns)
     "real_tokens",
     "num_batches",  # timed batches of the implementation
     "num_batches_baseline",
@@ -54,6 +57,16 @@ COLUMNS = (
     "tflops",  # gflop / median latency
     "tflops_baseline",
     "peak_tflops",  # measured dense matmul rate of the device in this dtype
+    "pct_of_peak",  # 100 x tflops / peak_tflops
+    "latency_ms_graph_baseline",  # median of replays of a captured CUDA graph: GPU time without Python
+    "latency_ms_graph",
+    "launch_bound",  # latency_ms >= 1.5 x latency_ms_graph: the host, not the GPU, sets the latency
+    "attention_kernels_graph",  # recorded while capturing (a library may take another path then)
+    "latency_ms_compiled_baseline",  # median after torch.compile (static shapes)
+    "latency_ms_compiled",
+    "compile_s_baseline",  # the first compiled call: tracing, code generation and one run
+    "compile_s",
+    "attention_kernels_compiled",
     "max_abs_err",
     "rel_err",  # relative L2 error of the task logits on real tokens
     "status",  # ok, mismatch, unavailable, oom, error
@@ -81,7 +94,11 @@ KEY_COLUMNS = (
     "use_mask",
     "packed",
     "mode",
+    "cuda_graphs",
+    "compile",
 )
+# Key columns that add measurements to a row rather than make it another grid point.
+EXTRA_MEASUREMENTS = ("cuda_graphs", "compile")
 
 
 class HeaderMismatch(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import math
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +21,12 @@ from bertbench import distributed
 from bertbench.batches import make_batch, pack, unpack
 from bertbench.cli import GridPoint, RunConfig
 from bertbench.measure import (
+    CapturedGraph,
+    NotCapturable,
     Timing,
     agreement,
+    attention_kernels,
+    capture_graph,
     forward_flops,
     latencies,
     matmul_tflops,
@@ -56,6 +61,8 @@ from bertbench.results import (
 
 INTERLEAVE_ROUNDS = 5
 MIN_ROUND_CALLS = 10
+LAUNCH_BOUND_RATIO = 1.5  # loop latency / graph latency at which a row is flagged launch-bound
+VARIANT_LABELS = {"graph": "cuda graph", "compiled": "torch.compile"}
 BASELINE = "(baseline)"  # the baseline's key among a point's models; no implementation is named so
 
 
@@ -64,6 +71,17 @@ class Measurement:
     timing: Timing
     mem_mb: float
     logits: list[torch.Tensor]
+    kernels: str  # fused attention operators that ran (measure.attention_kernels)
+
+
+@dataclass
+class Variant:
+    """A model timed another way: replayed from a CUDA graph, or compiled."""
+
+    timing: Timing
+    logits: list[torch.Tensor]
+    kernels: str
+    setup_s: float  # capture or compile wall time, never inside the latency
 
 
 @dataclass(frozen=True)
@@ -72,25 +90,19 @@ class Failure:
     detail: str
 
 
-def measure_point(
-    calls: dict[str, Callable[[], object]],
-    task: str,
-    config: RunConfig,
-    parity_calls: dict[str, Callable[[], object]] | None = None,
-) -> dict[str, Measurement | Failure]:
-    """Time every model on one batch, interleaved, then run each once for peak memory and logits.
+def time_interleaved(
+    calls: dict[str, Callable[[], object]], config: RunConfig, failures: dict[str, Failure]
+) -> dict[str, Timing]:
+    """Warm up and time every call, interleaved; a call that raises goes into `failures`.
 
     The timed calls of each model are split into up to INTERLEAVE_ROUNDS rounds of at least
     MIN_ROUND_CALLS consecutive calls, and each round visits every model in turn, so a slow
     spell of the host or the GPU falls on all models alike instead of on one measurement.
     Rounds are kept long because below batch ~16 the host sets the latency and a
     synchronisation every few calls slows it (by up to 20 % on the H100:
-    scripts/launch_probe.py, docs/validation/). A model that fails is left out of what
-    follows and reported as a Failure. In train mode the logits for parity come from
-    `parity_calls` (the same models without dropout), not from the timed training steps.
+    scripts/launch_probe.py, docs/validation/).
     """
     device = config.torch_device
-    results: dict[str, Measurement | Failure] = {}
     timed: dict[str, list[float]] = {}
     rounds: dict[str, list[int]] = {}
 
@@ -99,7 +111,7 @@ def measure_point(
             action(name, *args)
             return
         except Exception as e:
-            results[name] = Failure(failure_status(e), one_line(e))
+            failures[name] = Failure(failure_status(e), one_line(e))
         timed.pop(name, None)
         release_memory(device)  # outside the except block, whose frames held the failed tensors
 
@@ -115,27 +127,131 @@ def measure_point(
         if index < len(rounds[name]):
             timed[name].extend(latencies(calls[name], device, rounds[name][index]))
 
-    def finish(name: str) -> None:
-        output, mem_mb = run_with_peak_memory(calls[name], device)
-        if parity_calls is not None:
-            del output
-            output = parity_calls[name]()
-        results[name] = Measurement(Timing(tuple(timed[name])), mem_mb, task_logits(task, output))
-
-    with torch.inference_mode(config.mode == "inference"):
-        for name in calls:
-            attempt(name, warm_up)
-        for index in range(INTERLEAVE_ROUNDS):
-            for name in list(timed):
-                attempt(name, time_round, index)
+    for name in calls:
+        attempt(name, warm_up)
+    for index in range(INTERLEAVE_ROUNDS):
         for name in list(timed):
-            attempt(name, finish)
+            attempt(name, time_round, index)
+    return {name: Timing(tuple(values)) for name, values in timed.items()}
+
+
+def measure_point(
+    calls: dict[str, Callable[[], object]],
+    task: str,
+    config: RunConfig,
+    parity_calls: dict[str, Callable[[], object]] | None = None,
+) -> dict[str, Measurement | Failure]:
+    """Time every model on one batch, interleaved, then run each once for peak memory and
+    logits, and once under the profiler for the attention operators it runs.
+
+    A model that fails is left out of what follows and reported as a Failure. In train
+    mode the logits for parity come from `parity_calls` (the same models without dropout),
+    not from the timed training steps.
+    """
+    device = config.torch_device
+    results: dict[str, Measurement | Failure] = {}
+    with torch.inference_mode(config.mode == "inference"):
+        timings = time_interleaved(calls, config, results)
+        for name, timing in timings.items():
+            try:
+                output, mem_mb = run_with_peak_memory(calls[name], device)
+                del output
+                output, kernels = attention_kernels(calls[name])
+                if parity_calls is not None:
+                    del output
+                    output = parity_calls[name]()
+                results[name] = Measurement(timing, mem_mb, task_logits(task, output), kernels)
+            except Exception as e:
+                results[name] = Failure(failure_status(e), one_line(e))
+            release_memory(device)
     return results
+
+
+def measure_graphs(
+    calls: dict[str, Callable[[], object]], task: str, config: RunConfig
+) -> dict[str, Variant | Failure]:
+    """Capture every model's call in a CUDA graph, then time the replays, interleaved.
+
+    A capture can fail where the call synchronises with the host (a `.item()` or a
+    data-dependent branch, e.g. flash_attention_2's unpadding of a masked batch); that
+    model's graph is then a Failure and the others go on.
+    """
+    device = config.torch_device
+    results: dict[str, Variant | Failure] = {}
+    graphs: dict[str, CapturedGraph] = {}
+    with torch.inference_mode():
+        for name, call in calls.items():
+            try:
+                graphs[name] = capture_graph(call, device)
+            except Exception as e:
+                detail = str(e) if isinstance(e, NotCapturable) else f"capture failed: {one_line(e)}"
+                results[name] = Failure(failure_status(e), detail)
+            release_memory(device)
+        timings = time_interleaved({name: g.graph.replay for name, g in graphs.items()}, config, results)
+        for name, timing in timings.items():  # the last replay left each graph's output in place
+            graph = graphs[name]
+            logits = [t.clone() for t in task_logits(task, graph.output)]
+            results[name] = Variant(timing, logits, graph.kernels, graph.seconds)
+    del graphs
+    release_memory(device)
+    return results
+
+
+def measure_compiled(
+    calls: dict[str, Callable[[], object]], task: str, config: RunConfig
+) -> dict[str, Variant | Failure]:
+    """torch.compile every model's call for this batch's shapes, then time them, interleaved.
+
+    Compilation is timed on its own (the first call: tracing, code generation and one run)
+    and kept out of the latency. Dynamo's caches are cleared per point, and hitting its
+    recompile limit raises instead of silently running the uncompiled code.
+    """
+    device = config.torch_device
+    results: dict[str, Variant | Failure] = {}
+    compiled: dict[str, Callable[[], object]] = {}
+    seconds: dict[str, float] = {}
+    torch._dynamo.reset()
+    with torch.inference_mode(), torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        for name, call in calls.items():
+            try:
+                fn = torch.compile(call, dynamic=False)
+                start = time.perf_counter()
+                fn()
+                synchronize(device)
+                seconds[name], compiled[name] = time.perf_counter() - start, fn
+            except Exception as e:
+                results[name] = Failure(failure_status(e), f"compile failed: {compile_failure(e)}")
+            release_memory(device)
+        timings = time_interleaved(compiled, config, results)
+        for name, timing in timings.items():
+            try:
+                output, kernels = attention_kernels(compiled[name])
+                results[name] = Variant(timing, task_logits(task, output), kernels, seconds[name])
+            except Exception as e:
+                results[name] = Failure(failure_status(e), one_line(e))
+    del compiled
+    torch._dynamo.reset()
+    release_memory(device)
+    return results
+
+
+def compile_failure(error: BaseException) -> str:
+    if type(error).__name__ == "FailOnRecompileLimitHit":
+        limit = torch._dynamo.config.recompile_limit
+        return f"recompiled more than {limit} times (beyond that it would silently run uncompiled)"
+    return one_line(error)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def failure_status(error: BaseException) -> str:
     if isinstance(error, torch.OutOfMemoryError):
         return "oom"
+    if isinstance(error, NotCapturable):
+        return "unavailable"
     text = str(error)
     if "No available kernel" in text or "No viable backend" in text:
         return "unavailable"
@@ -243,6 +359,12 @@ class TaskSweep:
             mem_mb_baseline=reference.mem_mb,
             tflops_baseline=gflop / reference.timing.median,
         )
+        measured = {key: forwards[key] for key in (BASELINE, *results) if not isinstance(results.get(key), Failure)}
+        variants = {}
+        if config.cuda_graphs:
+            variants["graph"] = measure_graphs(measured, self.task, config)
+        if config.compile:
+            variants["compiled"] = measure_compiled(measured, self.task, config)
         real = batch.attention_mask.bool() if per_token(self.task) else None
         rows = []
         for name in pending:
@@ -256,18 +378,24 @@ class TaskSweep:
                     row.update(status=result.status, detail=result.detail)
                 else:
                     row.update(self._compare(result, reference, base["real_tokens"], real, gflop))
+                    row.update(self._variants(name, variants, reference, row, real))
             rows.append(row)
         return rows
 
-    def _compare(self, result: Measurement, reference: Measurement, real_tokens: int, real, gflop: float) -> dict:
-        logits = result.logits
+    def _agreement(self, logits: list[torch.Tensor], reference: Measurement, real) -> tuple[float, float]:
+        """Max absolute and relative error against the baseline, on real tokens (packed logits unpacked)."""
         if self.config.packed and real is not None:
             logits = [unpack(values, real) for values in logits]
-        max_abs, rel_err = agreement(logits, reference.logits, real)
+        return agreement(logits, reference.logits, real)
+
+    def _compare(self, result: Measurement, reference: Measurement, real_tokens: int, real, gflop: float) -> dict:
+        max_abs, rel_err = self._agreement(result.logits, reference, real)
         latency = result.timing.median
         limit = tolerance(self.config.torch_dtype)
         within = rel_err <= limit
+        tflops = gflop / latency
         return {
+            "attention_kernels": result.kernels,
             "num_batches": len(result.timing.latencies_ms),
             "latency_ms": latency,
             "latency_ms_mean": result.timing.mean,
@@ -277,12 +405,47 @@ class TaskSweep:
             "mem_mb": result.mem_mb,
             "mem_saved_pct": (1 - result.mem_mb / reference.mem_mb) * 100 if reference.mem_mb else math.nan,
             "tokens_per_s": real_tokens / (latency * 1e-3),
-            "tflops": gflop / latency,
+            "tflops": tflops,
+            "pct_of_peak": 100 * tflops / self.common["peak_tflops"],
             "max_abs_err": max_abs,
             "rel_err": rel_err,
             "status": "ok" if within else "mismatch",
             "detail": "" if within else f"relative error {rel_err:.3g} above tolerance {limit:g}",
         }
+
+    def _variants(self, name: str, variants: dict, reference: Measurement, row: dict, real) -> dict:
+        """The CUDA-graph and compiled columns of one implementation's row.
+
+        A variant that failed (for the implementation or the baseline) leaves its columns
+        empty and says why in `detail`; one whose logits disagree with the baseline's makes
+        the row a mismatch.
+        """
+        columns, notes = {}, [row["detail"]] if row["detail"] else []
+        limit = tolerance(self.config.torch_dtype)
+        for kind, results in variants.items():
+            label = VARIANT_LABELS[kind]
+            mine, baseline = results.get(name), results.get(BASELINE)
+            if isinstance(baseline, Variant):
+                columns[f"latency_ms_{kind}_baseline"] = baseline.timing.median
+                if kind == "compiled":
+                    columns["compile_s_baseline"] = baseline.setup_s
+            elif isinstance(baseline, Failure):
+                notes.append(f"{label} of the baseline {baseline.status}: {baseline.detail}")
+            if isinstance(mine, Failure):
+                notes.append(f"{label} {mine.status}: {mine.detail}")
+                continue
+            columns[f"latency_ms_{kind}"] = mine.timing.median
+            columns[f"attention_kernels_{kind}"] = mine.kernels
+            if kind == "graph":
+                columns["launch_bound"] = row["latency_ms"] >= LAUNCH_BOUND_RATIO * mine.timing.median
+            else:
+                columns["compile_s"] = mine.setup_s
+            _, rel_err = self._agreement(mine.logits, reference, real)
+            if rel_err > limit:
+                columns["status"] = "mismatch"
+                notes.append(f"{label}: relative error {rel_err:.3g} above tolerance {limit:g}")
+        columns["detail"] = "; ".join(notes)
+        return columns
 
 
 def _point_columns(point: GridPoint, config: RunConfig) -> dict:
@@ -295,6 +458,8 @@ def _point_columns(point: GridPoint, config: RunConfig) -> dict:
         "use_mask": config.use_mask,
         "packed": config.packed,
         "mode": config.mode,
+        "cuda_graphs": config.cuda_graphs,
+        "compile": config.compile,
     }
 
 
@@ -442,4 +607,7 @@ def describe(config: RunConfig) -> str:
         f"{sizes}, max seqlens {seqlens}, pad fractions {pads} | {config.warmup} warm-up + {count} "
         f"-> {config.output_dir}/"
     )
+    also = [what for what, on in (("CUDA-graph replays", config.cuda_graphs), ("torch.compile", config.compile)) if on]
+    if also:
+        lines.append(f"also timing every model with {' and '.join(also)} (inference only; set-up time kept out)")
     return "\n".join(lines)

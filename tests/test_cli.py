@@ -82,6 +82,8 @@ BAD_INPUTS = {
     "contradicting dtype": (["--dtype", "bf16", "--use-half"], "contradicts"),
     "missing model": (["--model", "./no/such/checkpoint"], "no such directory"),
     "unknown integer": (["--batch-size", "many"], "invalid int value"),
+    "graphs on the cpu": (["--cuda-graphs"], "--cuda-graphs needs a CUDA GPU"),
+    "compile in train mode": (["--compile", "--mode", "train"], "--compile times inference only"),
 }
 
 

@@ -103,3 +103,65 @@ def test_train_mode_runs_and_attention_saves_training_memory(tmp_path):
     for r in rows:
         assert r["status"] == "ok" and r["mode"] == "train", r["detail"]
         assert 0 < r["mem_mb"] < r["mem_mb_baseline"] and r["rel_err"] < 2e-2
+
+
+def test_cuda_graph_replays_agree_with_eager_and_record_what_was_captured(tmp_path):
+    """sdpa with a mask captures; flash_attention_2 on a padded, masked batch syncs with the host
+    (`.item()` in its unpadding), so it is refused before any capture and the row says so; packed
+    captures. A refused capture must leave the process able to capture and run the next sweep."""
+    args = "--task qa --model-size base --batch-size 8 --max-seqlen 128 --avg-seqlen 64 --cuda-graphs"
+    padded = sweep.run(gpu_config(tmp_path / "padded", f"{args} --optimization sdpa flash_attention_2"), False)
+    packed = sweep.run(gpu_config(tmp_path / "packed", f"{args} --packed --optimization flash_attention_2"), False)
+    rows = {("packed " if r["packed"] else "") + r["attn_implementation"]: r for r in padded + packed}
+    for name, r in rows.items():
+        print(
+            name,
+            {
+                k: r.get(k)
+                for k in (
+                    "latency_ms",
+                    "latency_ms_graph",
+                    "latency_ms_graph_baseline",
+                    "attention_kernels",
+                    "attention_kernels_graph",
+                    "launch_bound",
+                    "detail",
+                )
+            },
+        )
+        assert r["status"] == "ok", r["detail"]
+        if "latency_ms_graph_baseline" in r:
+            assert 0 < r["latency_ms_graph_baseline"] < r["latency_ms_baseline"]
+        else:
+            assert "cuda graph of the baseline unavailable: synchronises with the host" in r["detail"]
+    assert rows["sdpa"]["latency_ms_graph"] > 0 and rows["sdpa"]["attention_kernels_graph"].startswith("sdpa_")
+    assert "latency_ms_graph" not in rows["flash_attention_2"]
+    assert "cuda graph unavailable: synchronises with the host" in rows["flash_attention_2"]["detail"]
+    assert 0 < rows["packed flash_attention_2"]["latency_ms_graph"] < rows["packed flash_attention_2"]["latency_ms"]
+    assert "flash_attn" in rows["packed flash_attention_2"]["attention_kernels_graph"]
+
+
+def test_compiled_models_agree_with_eager_and_compile_time_is_kept_apart(tmp_path):
+    config = gpu_config(
+        tmp_path,
+        "--task qa --model-size base --batch-size 16 --max-seqlen 256 --avg-seqlen 192 --compile --optimization sdpa",
+    )
+    (row,) = sweep.run(config, progress=False)
+    print(
+        {
+            k: row.get(k)
+            for k in (
+                "latency_ms",
+                "latency_ms_compiled",
+                "latency_ms_compiled_baseline",
+                "compile_s",
+                "compile_s_baseline",
+                "attention_kernels",
+                "attention_kernels_compiled",
+            )
+        }
+    )
+    assert row["status"] == "ok", row["detail"]
+    assert row["compile_s"] > 1 and row["compile_s_baseline"] > 1  # seconds, against milliseconds of latency
+    assert 0 < row["latency_ms_compiled"] < 1000 * row["compile_s"] / 10
+    assert row["attention_kernels_compiled"]

@@ -2,9 +2,11 @@ import math
 
 import torch
 
+from bertbench.batches import make_batch
 from bertbench.measure import (
     Timing,
     agreement,
+    attention_kernels,
     forward_flops,
     latencies,
     matmul_tflops,
@@ -12,7 +14,7 @@ from bertbench.measure import (
     round_sizes,
     tolerance,
 )
-from bertbench.models import preset_config
+from bertbench.models import load_baseline, load_like, preset_config
 
 
 def test_repetition_counts_and_their_rounds():
@@ -65,3 +67,21 @@ def test_flops_against_a_hand_count():
 
 def test_matmul_rate_is_positive():
     assert matmul_tflops(torch.device("cpu"), torch.float32) > 0
+
+
+def test_attention_kernels_name_the_operator_that_really_ran(capfd):
+    """The profiler sees what SDPA dispatched to, whatever was asked; eager runs no fused operator."""
+    cpu = torch.device("cpu")
+    eager = load_baseline("qa", "eager", "tiny", None, cpu, torch.float32, 0)
+    batch = make_batch("qa", 2, 32, 24, 4, eager.model.config.vocab_size, 2, True, 0, cpu)
+    seen = {}
+    with torch.inference_mode():
+        for model in (
+            eager,
+            load_like(eager, "sdpa", cpu, torch.float32),
+            load_like(eager, "sdpa-math", cpu, torch.float32),
+        ):
+            output, seen[model.name] = attention_kernels(model.forward(batch.model_inputs()))
+            assert output.start_logits.shape == (2, 32)
+    assert seen == {"eager": "none", "sdpa": "sdpa_flash_attention_for_cpu", "sdpa-math": "sdpa_attention_math"}
+    assert "profiler" not in capfd.readouterr().err  # the profiler's own start/stop lines are silenced

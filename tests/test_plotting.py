@@ -118,3 +118,15 @@ def test_train_rows_stay_apart_and_rows_of_every_gpu_of_a_host_are_drawn(results
     (data,) = load_results(tmp_path / "r")
     assert data.other_setups == 0 and len(data.rows) == 2 * int((rows["status"] == "ok").sum())
     assert set(data.rows["mode"]) == {"inference", "train"} and "cuda:" not in data.title
+
+
+def test_a_rerun_with_extra_measurements_replaces_the_point_instead_of_adding_a_series(results_dir, tmp_path):
+    import pandas as pd
+
+    from bertbench.plotting import load_results
+
+    rows = pd.read_csv(results_dir / "qa.csv")
+    (tmp_path / "r").mkdir()
+    pd.concat([rows, rows.assign(compile=True, cuda_graphs=True)]).to_csv(tmp_path / "r" / "qa.csv", index=False)
+    (data,) = load_results(tmp_path / "r")
+    assert len(data.rows) == int((rows["status"] == "ok").sum()) and set(data.rows["compile"]) == {True}

@@ -119,15 +119,16 @@ def test_timed_calls_of_the_baseline_and_implementations_are_interleaved(tiny_co
     rows = sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 50 --warmup 1"), progress=False)
     assert rows[0]["num_batches"] == rows[0]["num_batches_baseline"] == 50
     runs = [len(list(group)) for _, group in itertools.groupby(order)]
-    # warm-up, then five rounds of ten consecutive calls visiting each model in turn, then one memory call each
-    assert runs == [1, 1, *[10] * 2 * sweep.INTERLEAVE_ROUNDS, 1, 1]
+    # warm-up, then five rounds of ten consecutive calls visiting each model in turn, then for each model
+    # one call for its peak memory and one under the profiler for its attention kernels
+    assert runs == [1, 1, *[10] * 2 * sweep.INTERLEAVE_ROUNDS, 2, 2]
     assert order[0] == "eager" and order[2] == "eager"
 
 
 def test_short_measurements_are_one_round_of_consecutive_calls(tiny_config, monkeypatch):
     order = record_call_order(monkeypatch)
     sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 12 --warmup 0"), progress=False)
-    assert [len(list(group)) for _, group in itertools.groupby(order)] == [12, 12, 1, 1]
+    assert [len(list(group)) for _, group in itertools.groupby(order)] == [12, 12, 2, 2]
 
 
 def test_main_exits_non_zero_when_nothing_requested_can_run(tmp_path, capsys):
@@ -245,3 +246,33 @@ def test_training_step_backpropagates_through_the_dropout_model():
     assert len(grads) == 2 and grads[0].abs().sum() > 0
     assert not torch.equal(a.start_logits, b.start_logits)  # dropout is on
     assert loaded.model.qa_outputs.weight.grad is None  # each step starts bare
+
+
+def test_compile_times_every_model_compiled_and_keeps_compile_time_out_of_the_latency(tiny_config):
+    config = tiny_config("--task qa --batch-size 2 --max-seqlen 32 --optimization sdpa --compile")
+    (row,) = sweep.run(config, progress=False)
+    assert row["status"] == "ok" and row["compile"] and not row["cuda_graphs"], row["detail"]
+    for column in ("latency_ms_compiled", "latency_ms_compiled_baseline", "compile_s", "compile_s_baseline"):
+        assert row[column] > 0, column
+    # compilation takes seconds; a compiled forward of the tiny model takes milliseconds
+    assert row["compile_s"] * 1e3 > 10 * row["latency_ms_compiled"]
+    assert row["attention_kernels"] == row["attention_kernels_compiled"] == "sdpa_flash_attention_for_cpu"
+    assert "latency_ms_graph" not in row and "launch_bound" not in row
+
+
+def test_a_model_that_does_not_compile_keeps_its_row_and_says_why(tiny_config, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("backend refused")
+
+    monkeypatch.setattr(torch, "compile", refuse)
+    config = tiny_config("--task qa --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 --optimization sdpa")
+    assert len(sweep.run(config, progress=False)) == 2
+    resumed = tiny_config(
+        "--task qa --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 --optimization sdpa --compile --resume"
+    )
+    rows = sweep.run(resumed, progress=False)  # rows without compiled timings do not count as done
+    assert len(rows) == 2
+    for row in rows:
+        assert row["status"] == "ok" and row["latency_ms"] > 0 and "latency_ms_compiled" not in row
+        assert "torch.compile error: compile failed: RuntimeError: backend refused" in row["detail"]
+        assert "torch.compile of the baseline error" in row["detail"]
