@@ -25,6 +25,7 @@ from transformers import (
     BertForTokenClassification,
     PreTrainedModel,
 )
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
 from bertbench.batches import PackedBatch, segments
@@ -181,6 +182,22 @@ class LoadedModel:
                 return run()
 
         return call
+
+
+def with_prepared_mask(model: PreTrainedModel, inputs: dict) -> dict:
+    """The inputs with the attention mask the model builds from the padding mask, built now.
+
+    transformers builds the mask in every forward, and for eager attention that copies a
+    scalar from host memory, which a CUDA graph cannot hold. Built once before the capture,
+    with the model's own function, the graph holds everything after it; and the mask takes
+    the path it takes outside a capture (for sdpa: none at all when nothing is padded).
+    """
+    mask = inputs.get("attention_mask")
+    if mask is None:
+        return inputs
+    shape_of_embeddings = torch.empty(*mask.shape, model.config.hidden_size, dtype=model.dtype, device=mask.device)
+    prepared = create_bidirectional_mask(config=model.config, inputs_embeds=shape_of_embeddings, attention_mask=mask)
+    return {**inputs, "attention_mask": prepared}
 
 
 def training_step(model: PreTrainedModel, forward: Callable[[], object]) -> Callable[[], object]:

@@ -47,6 +47,7 @@ from bertbench.models import (
     task_logits,
     training_step,
     unavailable_reason,
+    with_prepared_mask,
 )
 from bertbench.results import (
     ResultsFile,
@@ -362,7 +363,13 @@ class TaskSweep:
         measured = {key: forwards[key] for key in (BASELINE, *results) if not isinstance(results.get(key), Failure)}
         variants = {}
         if config.cuda_graphs:
-            variants["graph"] = measure_graphs(measured, self.task, config)
+            graphed = {  # a padded call is captured with its mask prepared first (models.with_prepared_mask)
+                key: forward
+                if packed is not None and key != BASELINE
+                else models[key].forward(with_prepared_mask(models[key].model, inputs))
+                for key, forward in measured.items()
+            }
+            variants["graph"] = measure_graphs(graphed, self.task, config)
         if config.compile:
             variants["compiled"] = measure_compiled(measured, self.task, config)
         real = batch.attention_mask.bool() if per_token(self.task) else None

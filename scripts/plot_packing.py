@@ -25,7 +25,10 @@ fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.6), squee
 for ax, model in zip(axes[0], models, strict=True):
     mine = rows[rows["model"] == model]
     base = mine.drop_duplicates("pad_fraction").sort_values("pad_fraction")
-    ax.plot(base["pad_fraction"] * 100, base["latency_ms_baseline"], "-o", color=colors["eager padded (baseline)"])
+    eager = colors["eager padded (baseline)"]
+    ax.plot(base["pad_fraction"] * 100, base["latency_ms_baseline"], "-o", color=eager)
+    graph = base.dropna(subset=["latency_ms_graph_baseline"])
+    ax.plot(graph["pad_fraction"] * 100, graph["latency_ms_graph_baseline"], ":o", color=eager)
     for series, group in mine.groupby("series", sort=False):
         group = group.sort_values("pad_fraction")
         marker = "s" if series.endswith("packed") else "^"

@@ -106,9 +106,9 @@ def test_train_mode_runs_and_attention_saves_training_memory(tmp_path):
 
 
 def test_cuda_graph_replays_agree_with_eager_and_record_what_was_captured(tmp_path):
-    """sdpa with a mask captures; flash_attention_2 on a padded, masked batch syncs with the host
-    (`.item()` in its unpadding), so it is refused before any capture and the row says so; packed
-    captures. A refused capture must leave the process able to capture and run the next sweep."""
+    """Eager and sdpa capture with their mask prepared first; flash_attention_2 on a padded, masked
+    batch syncs with the host (`.item()` in its unpadding), so it is refused before any capture and
+    the row says so; packed captures. A refused capture leaves the process able to run the next sweep."""
     args = "--task qa --model-size base --batch-size 8 --max-seqlen 128 --avg-seqlen 64 --cuda-graphs"
     padded = sweep.run(gpu_config(tmp_path / "padded", f"{args} --optimization sdpa flash_attention_2"), False)
     packed = sweep.run(gpu_config(tmp_path / "packed", f"{args} --packed --optimization flash_attention_2"), False)
@@ -130,10 +130,7 @@ def test_cuda_graph_replays_agree_with_eager_and_record_what_was_captured(tmp_pa
             },
         )
         assert r["status"] == "ok", r["detail"]
-        if "latency_ms_graph_baseline" in r:
-            assert 0 < r["latency_ms_graph_baseline"] < r["latency_ms_baseline"]
-        else:
-            assert "cuda graph of the baseline unavailable: synchronises with the host" in r["detail"]
+        assert 0 < r["latency_ms_graph_baseline"] < r["latency_ms_baseline"]  # eager at 8 x 128 is launch-bound
     assert rows["sdpa"]["latency_ms_graph"] > 0 and rows["sdpa"]["attention_kernels_graph"].startswith("sdpa_")
     assert "latency_ms_graph" not in rows["flash_attention_2"]
     assert "cuda graph unavailable: synchronises with the host" in rows["flash_attention_2"]["detail"]

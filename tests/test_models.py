@@ -15,6 +15,7 @@ from bertbench.models import (
     per_token,
     task_logits,
     unavailable_reason,
+    with_prepared_mask,
 )
 
 CPU = torch.device("cpu")
@@ -130,3 +131,19 @@ def test_packed_qa_loss_is_a_softmax_over_each_sequences_own_tokens(monkeypatch)
             own = logits[0, offset : offset + length]
             expected += -torch.log_softmax(own, 0)[positions[i]] / len(batch.lengths) / 2
     assert torch.allclose(output.loss, expected)
+
+
+def test_a_prepared_mask_gives_the_same_logits_and_takes_the_uncaptured_path():
+    """What --cuda-graphs captures for a padded batch: the forward after the model's own mask."""
+    eager = load_baseline("qa", "eager", "tiny", None, CPU, torch.float32, 0)
+    sdpa = load_like(eager, "sdpa", CPU, torch.float32)
+    padded = make_batch("qa", 3, 32, 20, 6, eager.model.config.vocab_size, 2, True, 0, CPU).model_inputs()
+    full = make_batch("qa", 3, 32, 32, 0, eager.model.config.vocab_size, 2, True, 0, CPU).model_inputs()
+    with torch.inference_mode():
+        for model in (eager, sdpa):
+            prepared = with_prepared_mask(model.model, padded)
+            assert prepared["attention_mask"].dim() == 4 and padded["attention_mask"].dim() == 2
+            want, got = model.forward(padded)(), model.forward(prepared)()
+            torch.testing.assert_close(got.start_logits, want.start_logits)
+            torch.testing.assert_close(got.loss, want.loss)
+    assert with_prepared_mask(sdpa.model, full)["attention_mask"] is None  # sdpa skips a mask with no padding
