@@ -32,6 +32,12 @@ METRICS = {  # file stem: (column, axis label)
     "mem_saved": ("mem_saved_pct", "peak memory saved vs baseline (%)"),
     "throughput": ("tokens_per_s", "real tokens per second"),
 }
+# Drawn only when the rows carry them (--cuda-graphs, --compile): each against the baseline
+# timed the same way. file stem: (column, axis label, latency column)
+EXTRA_METRICS = {
+    "speedup_graph": ("speedup_graph_pct", "speedup vs baseline, both CUDA graphs (%)", "latency_ms_graph"),
+    "speedup_compiled": ("speedup_compiled_pct", "speedup vs baseline, both compiled (%)", "latency_ms_compiled"),
+}
 MARKERS = "osD^vP*Xhp<>"
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
 
@@ -119,13 +125,23 @@ def _series(d: TaskData) -> pd.DataFrame:
         + train.map({True: " train", False: ""})
     )
     rows = d.rows.assign(series=name)
+    for column, _, latency in EXTRA_METRICS.values():
+        if latency in rows and f"{latency}_baseline" in rows:
+            rows[column] = (rows[f"{latency}_baseline"] / rows[latency] - 1) * 100
     base = rows.drop_duplicates(subset=["batch_size", "max_seqlen", "pad_fraction"]).assign(
         series=f"{d.setup['baseline']} (baseline)",
         tokens_per_s=lambda f: f["real_tokens"] / f["latency_ms_baseline"] * 1e3,
         speedup_pct=np.nan,
         mem_saved_pct=np.nan,
     )
+    base[[c for c, _, _ in EXTRA_METRICS.values() if c in base]] = np.nan
     return pd.concat([rows, base], ignore_index=True)
+
+
+def metrics_of(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """The charts to draw: the three always, a CUDA-graph or compiled speedup where measured."""
+    extra = {stem: (c, label) for stem, (c, label, _) in EXTRA_METRICS.items() if c in frame and frame[c].notna().any()}
+    return {**METRICS, **extra}
 
 
 def plot_task(d: TaskData, out: Path, fmt: str) -> list[Path]:
@@ -135,19 +151,20 @@ def plot_task(d: TaskData, out: Path, fmt: str) -> list[Path]:
     series = list(dict.fromkeys(frame["series"]))
     colors = dict(zip(pads, sns.color_palette("viridis", n_colors=max(len(pads), 1)), strict=False))
     styles = {s: (LINESTYLES[i % len(LINESTYLES)], MARKERS[i % len(MARKERS)]) for i, s in enumerate(series)}
-    limits = {stem: _limits(frame, column) for stem, (column, _) in METRICS.items()}
+    metrics = metrics_of(frame)
+    limits = {stem: _limits(frame, column) for stem, (column, _) in metrics.items()}
     written = []
     for seqlen in seqlens:
-        for stem in METRICS:
+        for stem in metrics:
             fig, ax = plt.subplots(figsize=(7, 4.5))
-            _draw(ax, frame[frame["max_seqlen"] == seqlen], stem, colors, styles, limits[stem])
+            _draw(ax, frame[frame["max_seqlen"] == seqlen], metrics[stem], colors, styles, limits[stem])
             ax.set_title(f"{d.task}, max seqlen {seqlen}\n{d.title}", fontsize=9)
             _legends(fig, colors, styles, series_for(stem, series), beside=True)
             path = out / f"seqlen_{seqlen}_{stem}.{fmt}"
             fig.savefig(path, bbox_inches="tight", dpi=150)
             plt.close(fig)
             written.append(path)
-    written.append(_combined(d, frame, seqlens, colors, styles, limits, out / f"combined.{fmt}"))
+    written.append(_combined(d, frame, seqlens, metrics, colors, styles, limits, out / f"combined.{fmt}"))
     return written
 
 
@@ -156,12 +173,12 @@ def series_for(stem: str, series: list[str]) -> list[str]:
     return series if stem == "throughput" else [s for s in series if not s.endswith("(baseline)")]
 
 
-def _combined(d, frame, seqlens, colors, styles, limits, path: Path) -> Path:
+def _combined(d, frame, seqlens, metrics, colors, styles, limits, path: Path) -> Path:
     nrows = max(len(seqlens), 1)
-    fig, axes = plt.subplots(nrows, len(METRICS), figsize=(5 * len(METRICS), 3.4 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, len(metrics), figsize=(5 * len(metrics), 3.4 * nrows), squeeze=False)
     for i, seqlen in enumerate(seqlens):
-        for j, stem in enumerate(METRICS):
-            _draw(axes[i][j], frame[frame["max_seqlen"] == seqlen], stem, colors, styles, limits[stem])
+        for j, stem in enumerate(metrics):
+            _draw(axes[i][j], frame[frame["max_seqlen"] == seqlen], metrics[stem], colors, styles, limits[stem])
             axes[i][j].set_title(f"max seqlen {seqlen}: {stem.replace('_', ' ')}", fontsize=10)
     if not seqlens:
         for ax in axes[0]:
@@ -184,8 +201,8 @@ def _limits(frame: pd.DataFrame, column: str) -> tuple[float, float] | None:
     return (low - pad, high + pad)
 
 
-def _draw(ax, frame: pd.DataFrame, stem: str, colors: dict, styles: dict, limits) -> None:
-    column, label = METRICS[stem]
+def _draw(ax, frame: pd.DataFrame, metric: tuple[str, str], colors: dict, styles: dict, limits) -> None:
+    column, label = metric
     drawn = False
     for (name, pad), group in frame.groupby(["series", "pad_fraction"], sort=False):
         group = group.dropna(subset=[column]).sort_values("batch_size")
@@ -200,10 +217,10 @@ def _draw(ax, frame: pd.DataFrame, stem: str, colors: dict, styles: dict, limits
     ax.set_xlabel("batch size")
     ax.set_ylabel(label)
     if not drawn:
-        reason = "peak memory is not measured on the CPU" if stem == "mem_saved" else "no ok rows"
+        reason = "peak memory is not measured on the CPU" if column == "mem_saved_pct" else "no ok rows"
         _note(ax, reason)
         return
-    if stem == "throughput":
+    if column == "tokens_per_s":
         ax.set_yscale("log")
     else:
         ax.axhline(0, color="black", linewidth=0.8)

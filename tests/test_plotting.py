@@ -130,3 +130,20 @@ def test_a_rerun_with_extra_measurements_replaces_the_point_instead_of_adding_a_
     pd.concat([rows, rows.assign(compile=True, cuda_graphs=True)]).to_csv(tmp_path / "r" / "qa.csv", index=False)
     (data,) = load_results(tmp_path / "r")
     assert len(data.rows) == int((rows["status"] == "ok").sum()) and set(data.rows["compile"]) == {True}
+
+
+def test_graph_and_compiled_speedups_get_charts_only_where_measured(results_dir, tmp_path):
+    import pandas as pd
+
+    from bertbench.plotting import load_results, plot_all
+
+    rows = pd.read_csv(results_dir / "qa.csv")
+    rows["latency_ms_graph"] = rows["latency_ms"] / 4
+    rows["latency_ms_graph_baseline"] = rows["latency_ms_baseline"] / 2  # the implementations twice as fast
+    (tmp_path / "r").mkdir()
+    rows.to_csv(tmp_path / "r" / "qa.csv", index=False)
+    (data,) = load_results(tmp_path / "r")
+    names = {path.name for path in plot_all([data], tmp_path / "plots")}
+    assert {"seqlen_16_speedup_graph.png", "seqlen_16_speedup.png", "combined.png"} <= names
+    assert not any("compiled" in name for name in names)
+    assert not any("graph" in path.name for path in plot_all(load_results(results_dir), tmp_path / "plain"))
