@@ -162,9 +162,10 @@ def measure_point(
                     del output
                     output = parity_calls[name]()
                 results[name] = Measurement(timing, mem_mb, task_logits(task, output), kernels)
+                continue
             except Exception as e:
                 results[name] = Failure(failure_status(e), one_line(e))
-            release_memory(device)
+            release_memory(device)  # outside the except block, whose frames held the failed tensors
     return results
 
 
@@ -184,6 +185,7 @@ def measure_graphs(
         for name, call in calls.items():
             try:
                 graphs[name] = capture_graph(call, device)
+                continue
             except Exception as e:
                 detail = str(e) if isinstance(e, NotCapturable) else f"capture failed: {one_line(e)}"
                 results[name] = Failure(failure_status(e), detail)
@@ -220,6 +222,7 @@ def measure_compiled(
                 fn()
                 synchronize(device)
                 seconds[name], compiled[name] = time.perf_counter() - start, fn
+                continue
             except Exception as e:
                 results[name] = Failure(failure_status(e), f"compile failed: {compile_failure(e)}")
             release_memory(device)
