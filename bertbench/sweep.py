@@ -174,9 +174,9 @@ def measure_graphs(
 ) -> dict[str, Variant | Failure]:
     """Capture every model's call in a CUDA graph, then time the replays, interleaved.
 
-    A capture can fail where the call synchronises with the host (a `.item()` or a
-    data-dependent branch, e.g. flash_attention_2's unpadding of a masked batch); that
-    model's graph is then a Failure and the others go on.
+    A call that synchronises with the host (an `.item()` or a data-dependent branch, e.g.
+    flash_attention_2's unpadding of a masked batch) is refused before its capture
+    (measure.capture_graph); that model's graph is then a Failure and the others go on.
     """
     device = config.torch_device
     results: dict[str, Variant | Failure] = {}
