@@ -90,10 +90,10 @@ def _cpu_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
 def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:
     """fn's output and the fused attention operators it ran, as recorded by the profiler.
 
-    This is what really ran, whatever was asked for: e.g. `sdpa_efficient_attention` where
-    SDPA was given a mask, or "none" where no fused operator ran (eager's matmul and softmax,
-    or attention the compiler generated itself). CPU activity only: no device sync, so it
-    also works while a CUDA graph is being captured.
+    This is what really ran, whatever was asked for: e.g. the backend SDPA chose
+    (`sdpa_cudnn_attention` on the H100 with a padding mask), or "none" where no fused
+    operator ran (eager's matmul and softmax, or attention the compiler generated itself).
+    CPU activity only: no device sync, so it also works while a CUDA graph is being captured.
     """
     with _quiet_stderr(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Profiler clears events.*")
