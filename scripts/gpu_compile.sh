@@ -3,12 +3,7 @@
 # (the baseline), sdpa and flash_attention_2, each also timed after torch.compile, at 64 x 512
 # with 0 and 50 % padding, at 64 x 512 without a mask, and at 1 x 128. Writes $OUT/compile/qa.csv.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu-out}
-export PYTHONUNBUFFERED=1
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-deps .whl/*.whl
-fi
+source "$(dirname "$0")/gpu_setup.sh"
 common=(--task qa --model-size base --dtype fp16 --num-batches 30 --warmup 5 --compile --output-dir "$OUT/compile"
         --optimization sdpa flash_attention_2)
 python3 benchmark_bert.py "${common[@]}" --sweep --batch-sizes 64 --seqlens 512 --pad-fractions 0 0.5

@@ -5,12 +5,7 @@
 # host's launch overhead sets the latency. Every model is also replayed from a CUDA graph.
 # Writes $OUT/packing/qa.csv and $OUT/small/qa.csv; runs the graph and compile GPU tests first.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu-out}
-export PYTHONUNBUFFERED=1
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-deps .whl/*.whl
-fi
+source "$(dirname "$0")/gpu_setup.sh"
 python3 -m pytest -m gpu -v -s tests/test_gpu.py -k "graph or compiled" 2>&1 | tee "$OUT/gpu_graph_tests.log" || true
 for size in base large; do
     grid=(--task qa --sweep --model-size "$size" --dtype fp16 --batch-sizes 64 --seqlens 512

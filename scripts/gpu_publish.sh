@@ -2,15 +2,9 @@
 # The published numbers: the seed's full grid (8 batch sizes x 3 seqlens x 5 pad fractions) for
 # all four task heads, bert-base shape, fp16, eager baseline vs sdpa and flash_attention_2, in
 # one process on one GPU. Writes $OUT/results/<task>.csv and $OUT/sweep.log (OUT default gpu-out).
-# Flash-attn wheels in .whl/ are installed first when present (see ../shared/wheels/README.md).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu-out}
+source "$(dirname "$0")/gpu_setup.sh"
 mkdir -p "$OUT/results"
-export PYTHONUNBUFFERED=1
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-deps .whl/*.whl
-fi
 start=$(date +%s)
 python3 benchmark_bert.py --task all --sweep --model-size base --dtype fp16 \
     --optimization sdpa flash_attention_2 ${EXTRA_IMPLS:-} \

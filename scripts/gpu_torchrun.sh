@@ -4,12 +4,7 @@
 # two/ (all four tasks, 2 GPUs), gpu0/ and gpu1/ (a few points on each GPU), one_qa/ and two_qa/
 # (QA alone on 1 and on 2 GPUs, for wall time like for like), and torchrun.log with the times.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu-out}
-export PYTHONUNBUFFERED=1
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-deps .whl/*.whl
-fi
+source "$(dirname "$0")/gpu_setup.sh"
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv
 sweep=(--sweep --model-size base --dtype fp16 --optimization sdpa flash_attention_2
        --time-budget-ms 150 --min-batches 10 --num-batches 50 --warmup 3)
