@@ -6,8 +6,5 @@ set -euo pipefail
 source "$(dirname "$0")/gpu_setup.sh"
 mkdir -p "$OUT/results"
 start=$(date +%s)
-python3 benchmark_bert.py --task all --sweep --model-size base --dtype fp16 \
-    --optimization sdpa flash_attention_2 ${EXTRA_IMPLS:-} \
-    --time-budget-ms "${BUDGET_MS:-150}" --min-batches 10 --num-batches 50 --warmup 3 \
-    --output-dir "$OUT/results" 2>&1 | tee "$OUT/sweep.log"
+python3 benchmark_bert.py --task all "${publish_sweep[@]}" --output-dir "$OUT/results" 2>&1 | tee "$OUT/sweep.log"
 echo "full sweep wall time, model loading included: $(($(date +%s) - start)) s" | tee -a "$OUT/sweep.log"
