@@ -1,4 +1,5 @@
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,41 @@ def test_two_processes_on_gloo_sweep_and_merge_in_grid_order(tmp_path):
     assert points == [(b, s, n) for b in ("1", "2", "4") for s in ("16", "32") for n in ("sdpa", "eager")]
     assert all(r["status"] == "ok" for r in rows)
     assert len({r["run_id"] for r in rows}) <= 2 and sorted(p.name for p in out.iterdir()) == ["qa.csv"]
+
+    # The same sweep in one process, one thread as torchrun gives each rank: the same rows in
+    # the same order, as scripts/compare_runs.py (used on the GPU) finds.
+    plain = tmp_path / "plain"
+    single = subprocess.run(
+        [sys.executable, "benchmark_bert.py", *args, "--output-dir", str(plain)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    same = compare_runs(plain, out)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "qa: 12 rows vs 12; same measurements in the same order: True; status differs in 0" in same.stdout
+    assert "eager (baseline)   latency second/first over 6 points" in same.stdout
+
+    rows[3]["status"] = "error"  # one measurement that failed in the second run
+    with (out / "qa.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    differs = compare_runs(plain, out)
+    assert differs.returncode == 1 and "status differs in 1" in differs.stdout
+
+
+def compare_runs(first: Path, second: Path, *tasks: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "scripts/compare_runs.py", str(first), str(second), *tasks],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_compare_runs_refuses_a_missing_folder_and_an_empty_comparison(tmp_path):
+    missing = compare_runs(tmp_path, tmp_path / "nowhere")
+    assert missing.returncode == 2 and missing.stderr.strip() == f"compare_runs: {tmp_path / 'nowhere'} is not a folder"
+    empty = compare_runs(tmp_path, tmp_path)
+    assert empty.returncode == 1 and "no rows" in empty.stderr
 
 
 def test_resume_after_a_crashed_rank_skips_its_points_and_merges_its_part(tmp_path, tiny_config):

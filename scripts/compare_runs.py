@@ -1,0 +1,79 @@
+"""Do two results folders hold the same measurements, and how far apart are their latencies?
+
+Used to check a torchrun sweep against the same sweep in one process: the same points and
+implementations in the same (grid) order with the same statuses, and per implementation the
+median and extremes of latency_ms(second) / latency_ms(first) over the points both measured.
+
+Usage: python scripts/compare_runs.py FIRST_DIR SECOND_DIR [TASK ...]
+Exits 1 when the rows differ in anything but their timings, or there are none.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bertbench.models import TASKS
+from bertbench.results import KEY_COLUMNS, csv_path, read_rows, row_key
+
+IMPLEMENTATION = KEY_COLUMNS.index("attn_implementation")
+
+
+def compare(first: Path, second: Path, task: str) -> bool | None:
+    """Print how the task's rows in the two folders compare; None when neither has any."""
+    a, b = read_rows(csv_path(first, task)), read_rows(csv_path(second, task))
+    if not a and not b:
+        return None
+    keys_a, keys_b = [row_key(r) for r in a], [row_key(r) for r in b]
+    same_order = keys_a == keys_b
+    statuses_a = {row_key(r): r["status"] for r in a}
+    status_diffs = [row for row in b if statuses_a.get(row_key(row), row["status"]) != row["status"]]
+    print(
+        f"{task}: {len(a)} rows vs {len(b)}; same measurements in the same order: {same_order}; "
+        f"status differs in {len(status_diffs)}"
+    )
+    rows_a = {row_key(r): r for r in a if r["status"] == "ok"}
+    ratios: dict[str, list[float]] = {}
+    baseline_points = set()
+    for row in b:
+        key = row_key(row)
+        if row["status"] != "ok" or key not in rows_a:
+            continue
+        ratios.setdefault(row["attn_implementation"], []).append(
+            float(row["latency_ms"]) / float(rows_a[key]["latency_ms"])
+        )
+        point = key[:IMPLEMENTATION] + key[IMPLEMENTATION + 1 :]  # the baseline: once per point
+        if point not in baseline_points:
+            baseline_points.add(point)
+            ratios.setdefault(f"{row['baseline']} (baseline)", []).append(
+                float(row["latency_ms_baseline"]) / float(rows_a[key]["latency_ms_baseline"])
+            )
+    for name, values in ratios.items():
+        print(
+            f"  {name:<18} latency second/first over {len(values)} points: median {statistics.median(values):.3f}, "
+            f"min {min(values):.3f}, max {max(values):.3f}"
+        )
+    return same_order and not status_diffs
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__.strip().splitlines()[-2], file=sys.stderr)
+        return 2
+    first, second = Path(argv[0]), Path(argv[1])
+    for folder in (first, second):
+        if not folder.is_dir():
+            print(f"compare_runs: {folder} is not a folder", file=sys.stderr)
+            return 2
+    results = [r for task in (argv[2:] or TASKS) if (r := compare(first, second, task)) is not None]
+    if not results:
+        print(f"compare_runs: no rows in {first} or {second}", file=sys.stderr)
+        return 1
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
