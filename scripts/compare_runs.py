@@ -28,35 +28,32 @@ def compare(first: Path, second: Path, task: str) -> bool | None:
     if not a and not b:
         return None
     keys_a, keys_b = [row_key(r) for r in a], [row_key(r) for r in b]
-    same_order = keys_a == keys_b
-    statuses_a = {row_key(r): r["status"] for r in a}
-    status_diffs = [row for row in b if statuses_a.get(row_key(row), row["status"]) != row["status"]]
+    rows_a = dict(zip(keys_a, a, strict=True))
+    pairs = [(key, rows_a.get(key), row) for key, row in zip(keys_b, b, strict=True)]
+    status_diffs = sum(first is not None and first["status"] != row["status"] for _, first, row in pairs)
     print(
-        f"{task}: {len(a)} rows vs {len(b)}; same measurements in the same order: {same_order}; "
-        f"status differs in {len(status_diffs)}"
+        f"{task}: {len(a)} rows vs {len(b)}; same measurements in the same order: {keys_a == keys_b}; "
+        f"status differs in {status_diffs}"
     )
-    rows_a = {row_key(r): r for r in a if r["status"] == "ok"}
     ratios: dict[str, list[float]] = {}
     baseline_points = set()
-    for row in b:
-        key = row_key(row)
-        if row["status"] != "ok" or key not in rows_a:
+    for key, first_row, row in pairs:
+        if row["status"] != "ok" or first_row is None or first_row["status"] != "ok":
             continue
-        ratios.setdefault(row["attn_implementation"], []).append(
-            float(row["latency_ms"]) / float(rows_a[key]["latency_ms"])
-        )
+        ratio = float(row["latency_ms"]) / float(first_row["latency_ms"])
+        ratios.setdefault(row["attn_implementation"], []).append(ratio)
         point = key[:IMPLEMENTATION] + key[IMPLEMENTATION + 1 :]  # the baseline: once per point
         if point not in baseline_points:
             baseline_points.add(point)
             ratios.setdefault(f"{row['baseline']} (baseline)", []).append(
-                float(row["latency_ms_baseline"]) / float(rows_a[key]["latency_ms_baseline"])
+                float(row["latency_ms_baseline"]) / float(first_row["latency_ms_baseline"])
             )
     for name, values in ratios.items():
         print(
             f"  {name:<18} latency second/first over {len(values)} points: median {statistics.median(values):.3f}, "
             f"min {min(values):.3f}, max {max(values):.3f}"
         )
-    return same_order and not status_diffs
+    return keys_a == keys_b and not status_diffs
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,7 @@
 # more GPUs, also a few points measured on each GPU alone, to check the GPUs agree.
 # Grid and budget of scripts/gpu_publish.sh.
 # Usage: [NPROC=N] scripts/gpu_torchrun.sh [TASK...]   (default: the four tasks; NPROC: every
-# GPU). Split the tasks over calls where a call may run 10 minutes: a task takes ~1.5 min on
+# GPU). Split the tasks over calls where a call may run 10 minutes: a task takes ~2 min on
 # one H100. Writes under $OUT: one/ and torchrun<N>/ (<task>.csv), gpu<i>/, a log per run.
 set -euo pipefail
 source "$(dirname "$0")/gpu_setup.sh"
