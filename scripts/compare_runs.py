@@ -28,11 +28,12 @@ def compare(first: Path, second: Path, task: str) -> bool | None:
     if not a and not b:
         return None
     keys_a, keys_b = [row_key(r) for r in a], [row_key(r) for r in b]
+    same_order = keys_a == keys_b
     rows_a = dict(zip(keys_a, a, strict=True))
     pairs = [(key, rows_a.get(key), row) for key, row in zip(keys_b, b, strict=True)]
     status_diffs = sum(first is not None and first["status"] != row["status"] for _, first, row in pairs)
     print(
-        f"{task}: {len(a)} rows vs {len(b)}; same measurements in the same order: {keys_a == keys_b}; "
+        f"{task}: {len(a)} rows vs {len(b)}; same measurements in the same order: {same_order}; "
         f"status differs in {status_diffs}"
     )
     ratios: dict[str, list[float]] = {}
@@ -53,7 +54,7 @@ def compare(first: Path, second: Path, task: str) -> bool | None:
             f"  {name:<18} latency second/first over {len(values)} points: median {statistics.median(values):.3f}, "
             f"min {min(values):.3f}, max {max(values):.3f}"
         )
-    return keys_a == keys_b and not status_diffs
+    return same_order and not status_diffs
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bertbench.cli import GridPoint
 from bertbench.distributed import point_cost, shard
+from bertbench.results import ResultsFile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,10 +73,11 @@ def test_two_processes_on_gloo_sweep_and_merge_in_grid_order(tmp_path):
     assert "eager (baseline)   latency second/first over 6 points" in same.stdout
 
     rows[3]["status"] = "error"  # one measurement that failed in the second run
-    with (out / "qa.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    (out / "qa.csv").unlink()
+    rewritten = ResultsFile(out / "qa.csv")
+    for row in rows:
+        rewritten.append(row)
+    rewritten.close()
     differs = compare_runs(plain, out)
     assert differs.returncode == 1 and "status differs in 1" in differs.stdout
 
@@ -96,7 +98,7 @@ def test_compare_runs_refuses_a_missing_folder_and_an_empty_comparison(tmp_path)
 
 def test_resume_after_a_crashed_rank_skips_its_points_and_merges_its_part(tmp_path, tiny_config):
     from bertbench import sweep
-    from bertbench.results import ResultsFile, part_path
+    from bertbench.results import part_path
 
     config = tiny_config("--task qa --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 --optimization sdpa")
     first = sweep.run(config, progress=False)  # stands in for the rows a rank finished
