@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
-import torch.distributed as dist
+from bertbench.config import GridPoint
 
-from bertbench.cli import GridPoint
+if TYPE_CHECKING:
+    import torch
+
+T = TypeVar("T")
 
 # Cost model for balancing: a point's forward does work per token that grows with its length
 # (the attention term), and no point runs faster than the launch-bound floor, worth about as
@@ -64,17 +67,37 @@ def shard(points: list[GridPoint], world_size: int) -> list[list[int]]:
 
 def start(rank: Rank, device: torch.device) -> None:
     """Join the process group; CUDA events and synchronisations then address this rank's GPU."""
+    import torch
+    import torch.distributed as dist
+
     if device.type == "cuda" and device.index is not None:  # cuda:<LOCAL_RANK> under torchrun
         torch.cuda.set_device(device)
     if rank.distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
+def shared(rank: Rank, value: T) -> T:
+    """Rank 0's value on every rank (e.g. the run id), or the value itself without torchrun."""
+    if not rank.distributed:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(rank: Rank) -> None:
     if rank.distributed:
+        import torch.distributed as dist
+
         dist.barrier()
 
 
 def finish(rank: Rank) -> None:
-    if rank.distributed and dist.is_initialized():
+    if not rank.distributed:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
         dist.destroy_process_group()

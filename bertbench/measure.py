@@ -1,9 +1,5 @@
-"""What is measured: latency, peak memory, agreement with the baseline, and FLOPs.
-
-Timing follows triton.testing.do_bench: warm up, then one pair of CUDA events per timed
-call and a single synchronisation at the end of a run of calls (time.perf_counter on the
-CPU), reporting quantiles rather than the mean alone.
-"""
+"""What is measured besides time: peak memory, the attention kernels that ran, agreement
+with a reference, FLOPs, and the device's matmul rate."""
 
 from __future__ import annotations
 
@@ -13,7 +9,6 @@ import os
 import re
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,69 +17,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from transformers import BertConfig
 
+from bertbench.timing import latencies
+
 # Fused attention operators as the profiler names them: PyTorch's SDPA backends and the
 # flash-attn packages' custom ops. Their backward passes are left out (train mode).
 ATTENTION_OP = re.compile(r"^(aten::_scaled_dot_product_\w+|flash_attn\w*::\w+)$")
-
-
-@dataclass(frozen=True)
-class Timing:
-    latencies_ms: tuple[float, ...]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.latencies_ms)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.latencies_ms)
-
-    def quantile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        position = q * (len(ordered) - 1)
-        low, high = math.floor(position), math.ceil(position)
-        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def repetitions(estimate_ms: float, num_batches: int, min_batches: int, budget_ms: float | None) -> int:
-    """Timed calls for one measurement: all of num_batches, or as many as fill the budget."""
-    if budget_ms is None:
-        return num_batches
-    fill = math.ceil(budget_ms / max(estimate_ms, 1e-3))
-    return max(min(fill, num_batches), min(min_batches, num_batches))
-
-
-def latencies(fn: Callable[[], object], device: torch.device, count: int) -> tuple[float, ...]:
-    """Milliseconds of each of `count` calls of fn."""
-    return _cuda_latencies(fn, count) if device.type == "cuda" else _cpu_latencies(fn, count)
-
-
-def round_sizes(count: int, rounds: int) -> list[int]:
-    """`count` calls split as evenly as possible over `rounds` rounds."""
-    return [count // rounds + (i < count % rounds) for i in range(rounds)]
-
-
-def _cuda_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
-    """One pair of events around each call, one synchronisation after the last."""
-    if count == 0:
-        return ()
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
-    for start, end in zip(starts, ends, strict=True):
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    return tuple(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True))
-
-
-def _cpu_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
-    latencies = []
-    for _ in range(count):
-        start = time.perf_counter()
-        fn()
-        latencies.append((time.perf_counter() - start) * 1e3)
-    return tuple(latencies)
 
 
 def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:
@@ -121,84 +58,35 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-@dataclass
-class CapturedGraph:
-    graph: torch.cuda.CUDAGraph
-    output: object  # the static output the graph writes on every replay
-    kernels: str  # fused attention operators recorded while capturing
-    seconds: float  # warm-up and capture
+@dataclass(frozen=True)
+class PeakMemory:
+    """Peak device memory (MiB) one call took above what was allocated before it."""
+
+    allocated_mb: float  # the tensors' own peak (torch.cuda.max_memory_allocated)
+    reserved_mb: float  # the caching allocator's peak (max_memory_reserved): what the process held
+
+    @classmethod
+    def unmeasured(cls) -> PeakMemory:
+        return cls(math.nan, math.nan)
 
 
-class NotCapturable(RuntimeError):
-    """The call synchronises with the host, so a CUDA graph cannot hold it."""
-
-
-def capture_graph(fn: Callable[[], object], device: torch.device) -> CapturedGraph:
-    """fn captured in a CUDA graph; replays run its kernels on the same buffers with no Python.
-
-    Warm-up runs on a side stream first, as torch.cuda.graph requires; then one rehearsal
-    (check_capturable) refuses a call that would break the capture, because a failed capture
-    leaves PyTorch's CUDA state broken for the rest of the process. The kernels are recorded
-    during the capture itself: a library may take another path while a stream is capturing
-    (transformers builds an SDPA mask it would otherwise skip).
-    """
-    start = time.perf_counter()
-    stream = torch.cuda.Stream(device)
-    stream.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-        check_capturable(fn)
-    torch.cuda.current_stream(device).wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-
-    def captured():
-        with torch.cuda.graph(graph):
-            return fn()
-
-    output, kernels = attention_kernels(captured)
-    torch.cuda.synchronize(device)
-    return CapturedGraph(graph, output, kernels, time.perf_counter() - start)
-
-
-def check_capturable(fn: Callable[[], object]) -> None:
-    """Run fn as if a stream were capturing, and raise NotCapturable if it syncs with the host.
-
-    Library code that asks torch.cuda.is_current_stream_capturing() is told yes, so it takes
-    its capture path, and PyTorch's sync debug mode turns every host synchronisation (an
-    `.item()`, a data-dependent branch, a copy from pageable host memory) into an error.
-    """
-    asks = torch.cuda.is_current_stream_capturing
-    mode = torch.cuda.get_sync_debug_mode()
-    torch.cuda.is_current_stream_capturing = lambda: True
-    with warnings.catch_warnings():  # "a prototype feature": it misses some syncs, and a capture then fails
-        warnings.simplefilter("ignore", UserWarning)
-        torch.cuda.set_sync_debug_mode("error")
-    try:
-        fn()
-    except RuntimeError as e:
-        if "synchroniz" not in str(e):
-            raise
-        raise NotCapturable(f"synchronises with the host ({str(e).strip().splitlines()[0]})") from None
-    finally:
-        torch.cuda.set_sync_debug_mode(mode)
-        torch.cuda.is_current_stream_capturing = asks
-
-
-def run_with_peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[object, float]:
-    """fn's output and the peak memory (MB) it allocated above what was allocated before.
+def run_with_peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[object, PeakMemory]:
+    """fn's output and the peak memory it took above what was held before.
 
     Weights and the batch are allocated before, so they are excluded. NaN on the CPU,
     where PyTorch keeps no allocator statistics.
     """
     if device.type != "cuda":
-        return fn(), math.nan
+        return fn(), PeakMemory.unmeasured()
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
+    allocated, reserved = torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device)
     output = fn()
     torch.cuda.synchronize(device)
-    return output, (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    return output, PeakMemory(
+        (torch.cuda.max_memory_allocated(device) - allocated) / 2**20,
+        (torch.cuda.max_memory_reserved(device) - reserved) / 2**20,
+    )
 
 
 def agreement(
@@ -254,12 +142,19 @@ def forward_flops(config: BertConfig, task: str, lengths: list[int], seqlen: int
     return float(config.num_hidden_layers * per_layer + head)
 
 
-def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int = 8192) -> float:
-    """The device's measured dense matmul rate in this dtype, the ceiling for achieved TFLOP/s."""
-    if device.type != "cuda":
-        size = 1024
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    latencies(lambda: a @ b, device, 3)  # warm-up
-    median_ms = statistics.median(latencies(lambda: a @ b, device, 10))
-    return 2 * size**3 / (median_ms * 1e-3) / 1e12
+def matmul_tflops(device: torch.device, dtype: torch.dtype, budget_ms: float = 20.0, largest: int = 8192) -> float:
+    """The device's measured dense matmul rate in this dtype, the ceiling for achieved TFLOP/s.
+
+    The square size doubles from 256 until one product takes `budget_ms` (or reaches
+    `largest`), so the probe fits the device: a second on the CPU in fp16, where an 8192
+    product would take minutes, and the full 8192 on a GPU.
+    """
+    size, median_ms = 256, 0.0
+    while True:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        latencies(lambda a=a, b=b: a @ b, device, 2)  # warm-up
+        median_ms = statistics.median(latencies(lambda a=a, b=b: a @ b, device, 5 if size < largest else 10))
+        if size >= largest or median_ms >= budget_ms:
+            return 2 * size**3 / (median_ms * 1e-3) / 1e12
+        size *= 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
 from bertbench.batches import PackedBatch, segments
+from bertbench.catalog import FLASH_PACKAGES, NUM_LABELS, PRESETS, SDPA_BACKEND_NAMES
 
 TASK_HEADS: dict[str, type[PreTrainedModel]] = {
     "mlm": BertForMaskedLM,
@@ -36,34 +36,7 @@ TASK_HEADS: dict[str, type[PreTrainedModel]] = {
     "token_classification": BertForTokenClassification,
     "qa": BertForQuestionAnswering,
 }
-TASKS = tuple(TASK_HEADS)
-NUM_LABELS = {"mlm": 0, "classification": 2, "token_classification": 9, "qa": 2}
-
-# name: (layers, hidden size, attention heads); intermediate size is 4 x hidden as in BERT.
-PRESETS: dict[str, tuple[int, int, int]] = {
-    "tiny": (2, 128, 2),
-    "mini": (4, 256, 4),
-    "base": (12, 768, 12),  # the bert-base-uncased shape
-    "large": (24, 1024, 16),  # the bert-large-uncased shape
-}
-
-# SDPA pinned to one backend; the model itself runs transformers' "sdpa".
-SDPA_BACKENDS: dict[str, SDPBackend] = {
-    "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION,
-    "sdpa-cudnn": SDPBackend.CUDNN_ATTENTION,
-    "sdpa-flash": SDPBackend.FLASH_ATTENTION,
-    "sdpa-math": SDPBackend.MATH,
-}
-IMPLEMENTATIONS = (
-    "eager",
-    "sdpa",
-    *SDPA_BACKENDS,
-    "flash_attention_2",
-    "flash_attention_3",
-    "flex_attention",
-)
-FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_3"}
-VARLEN = ("flash_attention_2", "flash_attention_3")  # implementations with a packed (varlen) path
+SDPA_BACKENDS: dict[str, SDPBackend] = {name: getattr(SDPBackend, b) for name, b in SDPA_BACKEND_NAMES.items()}
 
 
 def hf_implementation(name: str) -> str:
@@ -95,13 +68,6 @@ def unavailable_reason(name: str, device: torch.device) -> str | None:
     if name in ("sdpa-efficient", "sdpa-cudnn") and device.type != "cuda":
         return f"{name} has no CPU kernel in PyTorch"
     return None
-
-
-def package_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
 
 
 def preset_config(task: str, size: str) -> BertConfig:

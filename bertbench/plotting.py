@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from bertbench.results import EXTRA_MEASUREMENTS, KEY_COLUMNS, without_gpu_index
+from bertbench.schema import EXTRA_MEASUREMENTS, KEY_COLUMNS, without_gpu_index
 
 NEEDED = (
     "timestamp", "task", "model", "attn_implementation", "baseline", "device", "dtype", "batch_size", "max_seqlen",

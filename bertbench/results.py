@@ -1,6 +1,6 @@
-"""The report: one CSV per task, one row per grid point and implementation.
+"""The result files: one CSV per task, one row per grid point and implementation.
 
-COLUMNS is the single definition of the schema. Rows are appended and flushed one at a
+The columns are schema.Row's. Rows are appended and flushed one at a
 time, so an interrupted sweep keeps every row it finished; a file whose header differs
 from COLUMNS is never appended to.
 """
@@ -8,114 +8,14 @@ from COLUMNS is never appended to.
 from __future__ import annotations
 
 import csv
-import platform
-import re
-import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import torch
-
-from bertbench.models import package_version
-
-COLUMNS = (
-    "timestamp",
-    "run_id",
-    "task",
-    "model",
-    "attn_implementation",  # as requested, e.g. sdpa-flash
-    "runs",  # what the model really ran: config._attn_implementation, plus the pinned SDPA backend
-    "attention_kernels",  # fused attention operators the profiler saw run ("none": matmul + softmax)
-    "baseline",
-    "device",
-    "dtype",
-    "batch_size",
-    "max_seqlen",
-    "avg_seqlen",
-    "pad_fraction",
-    "seqlen_stdev",
-    "use_mask",
-    "packed",  # the implementation ran the batch packed (no padding, cu_seqlens); the baseline never does
-    "mode",  # inference (forward) or train (forward + backward with dropout, no optimizer step)
-    "cuda_graphs",  # the run also timed every model replayed from a CUDA graph (the *_graph columns)
-    "compile",  # the run also timed every model after torch.compile (the *_compiled columns)
-    "real_tokens",
-    "num_batches",  # timed batches of the implementation
-    "num_batches_baseline",
-    "latency_ms_baseline",  # median
-    "latency_ms",  # median
-    "latency_ms_mean",
-    "latency_ms_p10",
-    "latency_ms_p90",
-    "speedup_pct",
-    "mem_mb_baseline",
-    "mem_mb",
-    "mem_saved_pct",
-    "tokens_per_s",  # real tokens per second
-    "gflop",  # matmul GFLOP on real tokens per forward, x3 in train mode (the useful work)
-    "gflop_padded",  # the same counting every sequence at max_seqlen
-    "tflops",  # gflop / median latency
-    "tflops_baseline",
-    "peak_tflops",  # measured dense matmul rate of the device in this dtype
-    "pct_of_peak",  # 100 x tflops / peak_tflops
-    "latency_ms_graph_baseline",  # median of replays of a captured CUDA graph: GPU time without Python
-    "latency_ms_graph",
-    "launch_bound",  # latency_ms >= 1.5 x latency_ms_graph: the host, not the GPU, sets the latency
-    "attention_kernels_graph",  # recorded while capturing (a library may take another path then)
-    "latency_ms_compiled_baseline",  # median after torch.compile (static shapes)
-    "latency_ms_compiled",
-    "compile_s_baseline",  # the first compiled call: tracing, code generation and one run
-    "compile_s",
-    "attention_kernels_compiled",
-    "max_abs_err",
-    "rel_err",  # relative L2 error of the task logits on real tokens
-    "status",  # ok, mismatch, unavailable, oom, error
-    "detail",
-    "torch",
-    "transformers",
-    "flash_attn",
-    "cuda",
-    "git_commit",
-)
-STATUSES = ("ok", "mismatch", "unavailable", "oom", "error")
-
-# A grid point and implementation are the same measurement when these agree (for --resume).
-KEY_COLUMNS = (
-    "task",
-    "model",
-    "attn_implementation",
-    "baseline",
-    "device",
-    "dtype",
-    "batch_size",
-    "max_seqlen",
-    "avg_seqlen",
-    "seqlen_stdev",
-    "use_mask",
-    "packed",
-    "mode",
-    "cuda_graphs",
-    "compile",
-)
-# Key columns that add measurements to a row rather than make it another grid point.
-EXTRA_MEASUREMENTS = ("cuda_graphs", "compile")
+from bertbench.schema import COLUMNS, Row, format_value, row_key
 
 
 class HeaderMismatch(Exception):
     pass
-
-
-def row_key(row: dict) -> tuple[str, ...]:
-    """The measurement a row stands for; the GPU's index is left out, so that --resume skips
-    a point whichever GPU of the host measured it."""
-    key = {column: _format(row[column]) for column in KEY_COLUMNS}
-    key["device"] = without_gpu_index(key["device"])
-    return tuple(key.values())
-
-
-def without_gpu_index(device: str) -> str:
-    """The device column without the GPU's index: one kind of GPU, whichever of a host's ran it."""
-    return re.sub(r" \(cuda:\d+\)$", "", device)
 
 
 def csv_path(output_dir: Path, task: str) -> Path:
@@ -189,47 +89,17 @@ class ResultsFile:
             self._writer.writeheader()
             self._file.flush()
 
-    def append(self, row: dict) -> None:
-        self._writer.writerow({column: _format(row.get(column, "")) for column in COLUMNS})
+    def append(self, row: Row | Mapping[str, object]) -> None:
+        """One row, flushed at once; a mapping with a column this schema lacks is refused."""
+        if isinstance(row, Row):
+            values = row.as_csv()
+        else:
+            unknown = [key for key in row if key not in COLUMNS]
+            if unknown:
+                raise ValueError(f"unknown columns {', '.join(unknown)}")
+            values = {column: format_value(row.get(column)) for column in COLUMNS}
+        self._writer.writerow(values)
         self._file.flush()
 
     def close(self) -> None:
         self._file.close()
-
-
-def _format(value) -> str:
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.6g}"  # NaN -> empty
-    return str(value)
-
-
-def environment(device: torch.device) -> dict[str, str]:
-    """Versions recorded in every row, so a CSV tells what produced it."""
-    return {
-        "torch": torch.__version__,
-        "transformers": package_version("transformers"),
-        "flash_attn": package_version("flash_attn") or package_version("flash-attn"),
-        "cuda": (torch.version.cuda or "") if device.type == "cuda" else "",
-        "git_commit": git_commit(),
-    }
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (cuda:{device.index or 0})"
-    return f"cpu {platform.machine()} ({torch.get_num_threads()} threads)"
-
-
-def git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""

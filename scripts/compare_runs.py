@@ -16,8 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bertbench.models import TASKS
-from bertbench.results import KEY_COLUMNS, csv_path, read_rows, row_key
+from bertbench.catalog import TASKS
+from bertbench.results import csv_path, read_rows
+from bertbench.schema import KEY_COLUMNS, row_key
 
 IMPLEMENTATION = KEY_COLUMNS.index("attn_implementation")
 

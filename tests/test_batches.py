@@ -1,7 +1,7 @@
 import torch
 
 from bertbench.batches import IGNORE_INDEX, PAD_ID, make_batch, pack, sample_lengths, segments, unpack
-from bertbench.models import TASKS
+from bertbench.catalog import TASKS
 
 
 def batch(task="mlm", **kw):

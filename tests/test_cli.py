@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 import benchmark_bert
-from bertbench.cli import CPU_SWEEP, PAD_FRACTIONS, UsageError, parse_args
+from bertbench.cli import parse_args
+from bertbench.config import CPU_SWEEP, PAD_FRACTIONS
+from bertbench.flags import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,11 +71,11 @@ def test_attn_alias_all_tasks_and_explicit_sizes(tmp_path):
 
 
 BAD_INPUTS = {
-    "avg above max": (["--max-seqlen", "64", "--avg-seqlen", "65"], "larger than --max-seqlen"),
-    "zero batch": (["--batch-size", "0"], "--batch-size must be positive"),
-    "negative seqlen": (["--max-seqlen", "-1"], "--max-seqlen must be positive"),
-    "zero batches": (["--num-batches", "0"], "--num-batches must be positive"),
-    "zero in sweep": (["--sweep", "--batch-sizes", "4", "0"], "--batch-sizes must be positive"),
+    "avg above max": (["--max-seqlen", "64", "--avg-seqlen", "65"], "must lie in [1, --max-seqlen 64]"),
+    "zero batch": (["--batch-size", "0"], "--batch-size must lie in [1, 1048576], got 0"),
+    "negative seqlen": (["--max-seqlen", "-1"], "--max-seqlen must lie in [1, 1048576], got -1"),
+    "zero batches": (["--num-batches", "0"], "--num-batches must lie in [1, 1000000], got 0"),
+    "zero in sweep": (["--sweep", "--batch-sizes", "4", "0"], "--batch-sizes must lie in [1, 1048576], got 0"),
     "pad of one": (["--sweep", "--pad-fractions", "1"], "--pad-fractions must lie in [0, 1)"),
     "grid without sweep": (["--seqlens", "64"], "only applies with --sweep"),
     "unknown task": (["--task", "summarize"], "invalid choice"),
@@ -81,9 +83,17 @@ BAD_INPUTS = {
     "unknown baseline": (["--baseline", "fast"], "unknown attention implementation"),
     "contradicting dtype": (["--dtype", "bf16", "--use-half"], "contradicts"),
     "missing model": (["--model", "./no/such/checkpoint"], "no such directory"),
-    "unknown integer": (["--batch-size", "many"], "invalid int value"),
+    "unknown integer": (["--batch-size", "many"], "not a whole number"),
     "graphs on the cpu": (["--cuda-graphs"], "--cuda-graphs needs a CUDA GPU"),
     "compile in train mode": (["--compile", "--mode", "train"], "--compile times inference only"),
+    "nan length": (["--avg-seqlen", "nan"], "must be a finite number, got 'nan'"),
+    "infinite budget": (["--time-budget-ms", "inf"], "must be a finite number"),
+    "nan budget": (["--time-budget-ms", "nan"], "must be a finite number"),
+    "huge batch": (["--batch-size", "10000000000"], "--batch-size must lie in"),
+    "empty number": (["--seed", ""], "not a whole number: ''"),
+    "negative seed": (["--seed", "-3"], "--seed must lie in"),
+    "longer than the model's positions": (["--max-seqlen", "1024"], "longer than the model's 512 positions"),
+    "seqlens past the positions in a sweep": (["--sweep", "--seqlens", "32", "1024"], "1024 is longer than"),
 }
 
 

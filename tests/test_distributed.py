@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bertbench.cli import GridPoint
+from bertbench.config import GridPoint
 from bertbench.distributed import point_cost, shard
 from bertbench.results import ResultsFile
 
@@ -57,7 +57,9 @@ def test_two_processes_on_gloo_sweep_and_merge_in_grid_order(tmp_path):
     points = [(r["batch_size"], r["max_seqlen"], r["attn_implementation"]) for r in rows]
     assert points == [(b, s, n) for b in ("1", "2", "4") for s in ("16", "32") for n in ("sdpa", "eager")]
     assert all(r["status"] == "ok" for r in rows)
-    assert len({r["run_id"] for r in rows}) <= 2 and sorted(p.name for p in out.iterdir()) == ["qa.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["qa.csv", "runs"]  # the parts merged and gone
+    (run_id,) = {r["run_id"] for r in rows}  # one run, whichever rank measured the row
+    assert [p.name for p in (out / "runs").iterdir()] == [f"{run_id}.json"]  # one manifest, by rank 0
 
     # The same sweep in one process, one thread as torchrun gives each rank: the same rows in
     # the same order, as scripts/compare_runs.py (used on the GPU) finds.

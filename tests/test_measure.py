@@ -1,36 +1,18 @@
 import math
+import time
 
 import torch
 
 from bertbench.batches import make_batch
 from bertbench.measure import (
-    Timing,
     agreement,
     attention_kernels,
     forward_flops,
-    latencies,
     matmul_tflops,
-    repetitions,
-    round_sizes,
+    run_with_peak_memory,
     tolerance,
 )
 from bertbench.models import load_baseline, load_like, preset_config
-
-
-def test_repetition_counts_and_their_rounds():
-    calls = []
-    assert len(latencies(lambda: calls.append(1), torch.device("cpu"), 7)) == 7 and len(calls) == 7
-    assert round_sizes(23, 5) == [5, 5, 5, 4, 4] and round_sizes(3, 5) == [1, 1, 1, 0, 0]
-    assert repetitions(10.0, num_batches=50, min_batches=5, budget_ms=100) == 10
-    assert repetitions(1000.0, num_batches=50, min_batches=5, budget_ms=100) == 5
-    assert repetitions(0.01, num_batches=50, min_batches=5, budget_ms=100) == 50
-    assert repetitions(1.0, num_batches=3, min_batches=5, budget_ms=100) == 3  # never above num_batches
-
-
-def test_timing_statistics():
-    t = Timing((4.0, 1.0, 3.0, 2.0, 5.0))
-    assert t.median == 3.0 and t.mean == 3.0
-    assert t.quantile(0.0) == 1.0 and t.quantile(1.0) == 5.0 and math.isclose(t.quantile(0.1), 1.4)
 
 
 def test_agreement_ignores_padding_and_measures_relative_error():
@@ -65,8 +47,16 @@ def test_flops_against_a_hand_count():
     assert forward_flops(cls, "classification", lengths) == layers * (linear + attention) + 2 * 2 * (h * h + h * 2)
 
 
-def test_matmul_rate_is_positive():
+def test_matmul_rate_is_positive_and_its_probe_fits_the_device():
     assert matmul_tflops(torch.device("cpu"), torch.float32) > 0
+    start = time.perf_counter()  # fp16 on the CPU: an 8192 product would take minutes
+    assert matmul_tflops(torch.device("cpu"), torch.float16) > 0
+    assert time.perf_counter() - start < 30
+
+
+def test_peak_memory_is_not_measured_on_the_cpu():
+    output, memory = run_with_peak_memory(lambda: 7, torch.device("cpu"))
+    assert output == 7 and math.isnan(memory.allocated_mb) and math.isnan(memory.reserved_mb)
 
 
 def test_attention_kernels_name_the_operator_that_really_ran(capfd):

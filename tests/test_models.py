@@ -4,12 +4,10 @@ import pytest
 import torch
 
 from bertbench.batches import make_batch
+from bertbench.catalog import NUM_LABELS, PRESETS, TASKS
 from bertbench.measure import agreement
 from bertbench.models import (
-    NUM_LABELS,
-    PRESETS,
     TASK_HEADS,
-    TASKS,
     load_baseline,
     load_like,
     per_token,

@@ -1,15 +1,14 @@
 import pytest
 
 from bertbench.results import (
-    COLUMNS,
     HeaderMismatch,
     ResultsFile,
     finished_keys,
     merge_parts,
     part_path,
     read_rows,
-    row_key,
 )
+from bertbench.schema import COLUMNS, row_key
 
 
 def row(**kw):

@@ -1,0 +1,91 @@
+"""A run's whole configuration as plain data: the grid points and every resolved setting.
+
+RunConfig is built once from the command line (cli.parse_args), logged once (the run's
+manifest, environment.write_manifest) and passed on; nothing changes it afterwards. No
+torch import at module level: the command line is checked before PyTorch loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+DTYPES = ("fp32", "fp16", "bf16")
+
+# The seed's grid, and the smaller one (with the tiny preset) a CPU-only machine runs by default.
+GPU_SWEEP = {"batch_sizes": (1, 2, 4, 8, 16, 32, 64, 128), "seqlens": (128, 256, 512)}
+CPU_SWEEP = {"batch_sizes": (1, 2, 4, 8), "seqlens": (32, 64, 128)}
+PAD_FRACTIONS = (0.0, 0.1, 0.2, 0.5, 0.75)
+GPU_DEFAULTS = {"model_size": "base", "num_batches": 50, "warmup": 5, "batch_size": 64, "max_seqlen": 512}
+CPU_DEFAULTS = {"model_size": "tiny", "num_batches": 10, "warmup": 2, "batch_size": 8, "max_seqlen": 128}
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    batch_size: int
+    max_seqlen: int
+    avg_seqlen: float
+
+    @property
+    def pad_fraction(self) -> float:
+        """The nominal padding: 1 - avg / max seqlen (the realised one is on every row)."""
+        return round(1 - self.avg_seqlen / self.max_seqlen, 4)
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    """How long to time one model: what the timing protocol needs, and nothing else."""
+
+    warmup: int  # untimed calls first
+    num_batches: int  # timed calls: exactly this many, or at most this many under a budget
+    min_batches: int  # fewest timed calls under a budget
+    budget_ms: float | None  # None: always num_batches
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    tasks: tuple[str, ...]
+    model_size: str
+    model_path: str | None
+    implementations: tuple[str, ...]
+    baseline: str
+    device: str
+    dtype: str
+    points: tuple[GridPoint, ...]
+    seqlen_stdev: float
+    use_mask: bool
+    packed: bool
+    mode: str
+    cuda_graphs: bool
+    compile: bool
+    timing: TimingPlan
+    seed: int
+    output_dir: Path
+    resume: bool
+    cpu_sized: bool  # CPU-sized defaults were applied
+
+    @property
+    def model_name(self) -> str:
+        return self.model_path or f"bert-{self.model_size}"
+
+    @property
+    def torch_device(self) -> torch.device:
+        import torch
+
+        return torch.device(self.device)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        import torch
+
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
+
+    def as_dict(self) -> dict:
+        """The configuration as JSON-ready data (paths as strings)."""
+        data = asdict(self)
+        data["output_dir"] = str(self.output_dir)
+        return data

@@ -1,0 +1,61 @@
+"""One failure type: why a model could not be measured, as a row's status and detail.
+
+Nothing stops a sweep: an implementation that cannot run, a backend that refuses the
+inputs, or an out-of-memory point becomes a Failure, and its row says so.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+
+import torch
+
+
+class NotCapturable(RuntimeError):
+    """The call synchronises with the host, so a CUDA graph cannot hold it."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: str  # oom, unavailable or error
+    detail: str
+
+    @classmethod
+    def of(cls, error: BaseException, prefix: str = "") -> Failure:
+        detail = str(error) if isinstance(error, NotCapturable) else one_line(error)
+        return cls(failure_status(error), prefix + detail)
+
+    def within(self, context: str) -> Failure:
+        """The same failure, its detail prefixed with where it happened."""
+        return Failure(self.status, f"{context}: {self.detail}")
+
+
+def failure_status(error: BaseException) -> str:
+    if isinstance(error, torch.OutOfMemoryError):
+        return "oom"
+    if isinstance(error, NotCapturable):
+        return "unavailable"
+    text = str(error)
+    if "No available kernel" in text or "No viable backend" in text:
+        return "unavailable"
+    if "dropout" in text.lower() and "support" in text.lower():  # e.g. flex attention in training
+        return "unavailable"
+    return "error"
+
+
+def one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def release_memory(device: torch.device) -> None:
+    """Free what a failed call left: call it outside the except block, whose frames hold the tensors."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

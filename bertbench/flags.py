@@ -1,0 +1,171 @@
+"""The command line's flags: names, types, defaults and help, nothing else. Read by the
+`bertbench` command (cli.py) and by scripts/gen_reference.py for docs/reference.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from bertbench import __version__
+from bertbench.catalog import IMPLEMENTATIONS, PRESETS, TASKS
+from bertbench.config import CPU_SWEEP, DTYPES, GPU_SWEEP, PAD_FRACTIONS
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it is a value, not None (resolved per device) or a switch's False."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        raise UsageError(message)
+
+
+def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=prog,
+        description="Time and measure the memory of BERT task heads under optimized attention "
+        "implementations against a baseline, and append the rows to <output-dir>/<task>.csv.",
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"bert-attention-bench {__version__}")
+    what = p.add_argument_group("what to run")
+    what.add_argument("--task", choices=(*TASKS, "all"), default="mlm", help="task head; all runs the four in turn")
+    what.add_argument(
+        "--model-size",
+        choices=tuple(PRESETS),
+        default=None,
+        help="random-weight preset (layers, hidden, heads): "
+        + ", ".join(f"{k}={v}" for k, v in PRESETS.items())
+        + "; default base on a GPU, tiny on the CPU",
+    )
+    what.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH_OR_ID",
+        help="load this checkpoint with from_pretrained instead of a preset",
+    )
+    what.add_argument(
+        "--optimization",
+        "--attn",
+        nargs="+",
+        default=["flash_attention_2", "sdpa"],
+        metavar="IMPL",
+        help=f"attention implementations to compare with the baseline: {', '.join(IMPLEMENTATIONS)}; "
+        "'all' names every one that can run on this machine",
+    )
+    what.add_argument("--baseline", default="eager", metavar="IMPL", help="implementation every other is compared with")
+
+    grid = p.add_argument_group("batches and grid")
+    grid.add_argument("--batch-size", type=whole, default=None, help="sequences per batch (default 64 GPU, 8 CPU)")
+    grid.add_argument("--max-seqlen", type=whole, default=None, help="padded length (default 512 GPU, 128 CPU)")
+    grid.add_argument("--avg-seqlen", type=finite, default=None, help="mean real length (default: max-seqlen)")
+    grid.add_argument("--seqlen-stdev", type=finite, default=10.0, help="standard deviation of the real lengths")
+    grid.add_argument("--use-mask", action=argparse.BooleanOptionalAction, default=True, help="pass the attention mask")
+    grid.add_argument(
+        "--packed",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run each implementation on the batch packed (real tokens in one row, cu_seqlens, no mask); "
+        "only flash_attention_2/3 have that path; the baseline stays padded",
+    )
+    grid.add_argument(
+        "--sweep",
+        action="store_true",
+        help="run the grid batch sizes x seqlens x pad fractions (avg seqlen = (1 - pad) x max seqlen)",
+    )
+    grid.add_argument(
+        "--batch-sizes",
+        type=whole,
+        nargs="+",
+        default=None,
+        help="sweep batch sizes (default "
+        f"{' '.join(map(str, GPU_SWEEP['batch_sizes']))} GPU, {' '.join(map(str, CPU_SWEEP['batch_sizes']))} CPU)",
+    )
+    grid.add_argument(
+        "--seqlens",
+        type=whole,
+        nargs="+",
+        default=None,
+        help="sweep max seqlens (default "
+        f"{' '.join(map(str, GPU_SWEEP['seqlens']))} GPU, {' '.join(map(str, CPU_SWEEP['seqlens']))} CPU)",
+    )
+    grid.add_argument(
+        "--pad-fractions",
+        type=finite,
+        nargs="+",
+        default=None,
+        help=f"sweep pad fractions (default {' '.join(map(str, PAD_FRACTIONS))})",
+    )
+
+    how = p.add_argument_group("how to measure")
+    how.add_argument(
+        "--num-batches", type=whole, default=None, help="timed batches per measurement (default 50 GPU, 10 CPU)"
+    )
+    how.add_argument("--min-batches", type=whole, default=10, help="fewest timed batches when --time-budget-ms is set")
+    how.add_argument(
+        "--time-budget-ms",
+        type=finite,
+        default=None,
+        help="time about this long per measurement: the count adapts to the latency seen in warm-up, "
+        "between --min-batches and --num-batches (default: always --num-batches)",
+    )
+    how.add_argument(
+        "--mode",
+        choices=("inference", "train"),
+        default="inference",
+        help="inference: the forward under inference_mode; train: forward + backward with dropout (no optimizer step)",
+    )
+    how.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="also time every model (the baseline too) replayed from a captured CUDA graph: GPU time without "
+        "Python's launch overhead; rows whose loop latency is >= 1.5x the graph's are flagged launch_bound",
+    )
+    how.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time every model (the baseline too) after torch.compile for each batch's shapes; "
+        "compile time goes in its own column, never in the latency",
+    )
+    how.add_argument("--warmup", type=whole, default=None, help="untimed batches before timing (default 5 GPU, 2 CPU)")
+    how.add_argument(
+        "--use-cuda", action=argparse.BooleanOptionalAction, default=None, help="default: a GPU when present"
+    )
+    how.add_argument(
+        "--use-half", action=argparse.BooleanOptionalAction, default=None, help="fp16 (--no-use-half: fp32)"
+    )
+    how.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default fp16 on a GPU, fp32 on the CPU")
+    how.add_argument("--seed", type=whole, default=0, help="seed of the weights and of every batch")
+
+    out = p.add_argument_group("results")
+    out.add_argument("--output-dir", type=Path, default=Path("results"), help="where <task>.csv is appended")
+    out.add_argument("--resume", action="store_true", help="skip grid points already in the CSV with status ok")
+    return p
+
+
+def finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None

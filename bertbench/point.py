@@ -1,0 +1,105 @@
+"""One grid point: the baseline and each pending implementation measured on one batch, in
+every variant the run asks for, and their logits compared.
+
+The result is typed data (PointResult); rows.py turns it into CSV rows. A model that fails
+at any step is a Failure in its place; the others are still measured (the baseline's
+failure included: its implementations' rows then lack only what needs the baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from bertbench.batches import unpack
+from bertbench.config import GridPoint, RunConfig
+from bertbench.failures import Failure, release_memory
+from bertbench.holder import BASELINE, TaskModels
+from bertbench.measure import agreement, forward_flops
+from bertbench.models import per_token, task_logits
+from bertbench.variants import COMPILED, GRAPH, LOOP, Outcome, Variant, measure
+
+
+@dataclass(frozen=True)
+class Parity:
+    max_abs_err: float  # against the baseline
+    rel_err: float  # relative L2 against the baseline, real tokens only
+
+
+@dataclass
+class Measured:
+    """One model's outcome in one variant, with its agreement with the baseline where known."""
+
+    outcome: Outcome
+    parity: Parity | None = None
+
+
+@dataclass
+class PointResult:
+    point: GridPoint
+    real_tokens: int
+    pad_fraction_real: float
+    mask_passed: bool
+    gflop: float  # useful work per timed call: real tokens, x3 in train mode
+    gflop_padded: float
+    variants: dict[str, dict[str, Measured | Failure]] = field(default_factory=dict)  # variant -> key -> result
+
+    def baseline(self, variant: str = "loop") -> Measured | Failure | None:
+        return self.variants.get(variant, {}).get(BASELINE)
+
+
+def variants_of(config: RunConfig) -> list[Variant]:
+    return [LOOP, *([GRAPH] if config.cuda_graphs else []), *([COMPILED] if config.compile else [])]
+
+
+def measure_point(models: TaskModels, point: GridPoint, pending: list[str]) -> PointResult:
+    config, task = models.config, models.task
+    device = config.torch_device
+    inputs = models.inputs(point, pending)
+    lengths = inputs.batch.lengths.tolist()
+    passes = 3 if config.mode == "train" else 1  # the backward's matmuls are twice the forward's
+    model_config = models.model_config
+    result = PointResult(
+        point=point,
+        real_tokens=sum(lengths),
+        pad_fraction_real=1 - sum(lengths) / (point.batch_size * point.max_seqlen),
+        mask_passed=inputs.mask_passed,
+        gflop=passes * forward_flops(model_config, task, lengths) / 1e9,
+        gflop_padded=passes * forward_flops(model_config, task, lengths, point.max_seqlen) / 1e9,
+    )
+    real = inputs.batch.attention_mask.bool() if per_token(task) else None
+    keys = list(inputs.calls)
+    for variant in variants_of(config):
+        calls = inputs.graph_ready if variant is GRAPH else inputs.calls
+        outcomes = measure(variant, {k: calls[k] for k in keys}, device, config.timing, config.mode == "inference")
+        logits = {}
+        for key, outcome in outcomes.items():
+            if isinstance(outcome, Outcome):
+                output = inputs.parity[key]() if variant is LOOP and config.mode == "train" else outcome.output
+                # a graph's output buffers belong to the graph: copied before it is freed
+                logits[key] = [
+                    t.detach().clone() if variant is GRAPH else t.detach() for t in task_logits(task, output)
+                ]
+        reference = logits.get(BASELINE)
+        result.variants[variant.name] = {
+            key: Measured(
+                replace(outcome, output=None), _parity(logits[key], reference, real, key, models.config.packed)
+            )
+            if isinstance(outcome, Outcome)
+            else outcome
+            for key, outcome in outcomes.items()
+        }
+        del outcomes, logits
+        release_memory(device)
+        if variant is LOOP:  # only what ran in the loop is timed another way
+            keys = [key for key in keys if not isinstance(result.variants["loop"][key], Failure)]
+    return result
+
+
+def _parity(logits, reference, real: torch.Tensor | None, key: str, packed: bool) -> Parity | None:
+    if reference is None or key == BASELINE:
+        return None
+    if packed and real is not None:  # packed per-token logits laid back out as the padded batch
+        logits = [unpack(values, real) for values in logits]
+    return Parity(*agreement(logits, reference, real))

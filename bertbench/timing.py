@@ -1,0 +1,148 @@
+"""The timing protocol: warm up, then time calls in interleaved rounds, as raw milliseconds.
+
+After triton.testing.do_bench: one pair of CUDA events per timed call and a single
+synchronisation at the end of a run of calls (time.perf_counter on the CPU), a count set
+by a time budget, and quantiles rather than the mean alone. It knows callables, a device
+and a TimingPlan: nothing of tasks, models or baselines.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from bertbench.config import TimingPlan
+from bertbench.failures import Failure, release_memory
+
+INTERLEAVE_ROUNDS = 5
+MIN_ROUND_CALLS = 10
+NOISY_REL_IQR = 0.1  # torch.utils.benchmark warns above this interquartile range / median
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A value object built from raw per-call latencies (ms); every statistic derives from them."""
+
+    latencies_ms: tuple[float, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.latencies_ms)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.latencies_ms)
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        position = q * (len(ordered) - 1)
+        low, high = math.floor(position), math.ceil(position)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    @property
+    def rel_iqr(self) -> float:
+        """Interquartile range over the median: the spread torch.utils.benchmark reports."""
+        return (self.quantile(0.75) - self.quantile(0.25)) / self.median
+
+    @property
+    def noisy(self) -> bool:
+        return self.rel_iqr > NOISY_REL_IQR
+
+    def per_second(self, items: float) -> float:
+        """Throughput: `items` per median call, per second."""
+        return items / (self.median * 1e-3)
+
+
+def repetitions(estimate_ms: float, plan: TimingPlan) -> int:
+    """Timed calls for one measurement: all of num_batches, or as many as fill the budget."""
+    if plan.budget_ms is None:
+        return plan.num_batches
+    fill = math.ceil(plan.budget_ms / max(estimate_ms, 1e-3))
+    return max(min(fill, plan.num_batches), min(plan.min_batches, plan.num_batches))
+
+
+def latencies(fn: Callable[[], object], device: torch.device, count: int) -> tuple[float, ...]:
+    """Milliseconds of each of `count` calls of fn."""
+    return _cuda_latencies(fn, count) if device.type == "cuda" else _cpu_latencies(fn, count)
+
+
+def round_sizes(count: int, rounds: int) -> list[int]:
+    """`count` calls split as evenly as possible over `rounds` rounds."""
+    return [count // rounds + (i < count % rounds) for i in range(rounds)]
+
+
+def _cuda_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
+    """One pair of events around each call, one synchronisation after the last."""
+    if count == 0:
+        return ()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
+    for start, end in zip(starts, ends, strict=True):
+        start.record()
+        fn()
+        end.record()
+    torch.cuda.synchronize()
+    return tuple(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True))
+
+
+def _cpu_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
+    out = []
+    for _ in range(count):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1e3)
+    return tuple(out)
+
+
+def time_interleaved(
+    calls: dict[str, Callable[[], object]], device: torch.device, plan: TimingPlan
+) -> tuple[dict[str, Latency], dict[str, Failure]]:
+    """Warm up and time every call, interleaved; a call that raises becomes a Failure.
+
+    The timed calls of each model are split into up to INTERLEAVE_ROUNDS rounds of at least
+    MIN_ROUND_CALLS consecutive calls, and each round visits every model in turn, so a slow
+    spell of the host or the GPU falls on all models alike instead of on one measurement.
+    Rounds are kept long because below batch ~16 the host sets the latency and a
+    synchronisation every few calls slows it (by up to 20 % on the H100:
+    scripts/launch_probe.py, docs/validation/).
+    """
+    timed: dict[str, list[float]] = {}
+    rounds: dict[str, list[int]] = {}
+    failures: dict[str, Failure] = {}
+
+    def attempt(name: str, action: Callable[..., None], *args) -> None:
+        try:
+            action(name, *args)
+            return
+        except Exception as e:
+            failures[name] = Failure.of(e)
+        timed.pop(name, None)
+        release_memory(device)  # outside the except block, whose frames held the failed tensors
+
+    def warm_up(name: str) -> None:
+        warm = latencies(calls[name], device, plan.warmup)
+        count = plan.num_batches
+        if warm:  # the median: the first warm-up call carries one-off set-up costs
+            count = repetitions(statistics.median(warm), plan)
+        rounds[name] = round_sizes(count, max(1, min(INTERLEAVE_ROUNDS, count // MIN_ROUND_CALLS)))
+        timed[name] = []
+
+    def time_round(name: str, index: int) -> None:
+        if index < len(rounds[name]):
+            timed[name].extend(latencies(calls[name], device, rounds[name][index]))
+
+    for name in calls:
+        attempt(name, warm_up)
+    for index in range(INTERLEAVE_ROUNDS):
+        for name in list(timed):
+            attempt(name, time_round, index)
+    return {name: Latency(tuple(values)) for name, values in timed.items()}, failures

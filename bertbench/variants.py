@@ -1,0 +1,130 @@
+"""How a model's call is timed, as data: in a Python loop, replayed from a CUDA graph, or
+compiled. One skeleton (measure) serves all three; a Variant says only how a call is
+prepared, what its set-up cost, and where its kernels and output come from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from bertbench.config import TimingPlan
+from bertbench.failures import Failure, one_line, release_memory, synchronize
+from bertbench.graphs import capture_graph
+from bertbench.measure import PeakMemory, attention_kernels, run_with_peak_memory
+from bertbench.timing import Latency, time_interleaved
+
+Call = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    call: Call  # what is timed
+    setup_s: float | None = None  # capture or compile wall time, never inside the latency
+    kernels: str | None = None  # known from the preparation (a capture); else profiled after timing
+    output: object | None = None  # a graph's static output, rewritten by every replay
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One model measured one way at one point."""
+
+    latency: Latency
+    memory: PeakMemory
+    output: object  # the model output of the last call, for parity
+    kernels: str  # fused attention operators that ran (measure.attention_kernels)
+    setup_s: float | None
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # loop, graph or compiled: the suffix of its columns
+    label: str  # how a detail names it
+    prepare: Callable[[Call, torch.device], Prepared]
+    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    failure_prefix: str = ""
+
+
+def _loop(call: Call, device: torch.device) -> Prepared:
+    return Prepared(call)
+
+
+def _graph(call: Call, device: torch.device) -> Prepared:
+    graph = capture_graph(call, device)
+    return Prepared(graph.graph.replay, graph.seconds, graph.kernels, graph.output)
+
+
+def _compiled(call: Call, device: torch.device) -> Prepared:
+    fn = torch.compile(call, dynamic=False)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return Prepared(fn, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _dynamo_fresh() -> Iterator[None]:
+    """Dynamo's caches cleared per point, and its recompile limit an error instead of silently
+    running the uncompiled code."""
+    torch._dynamo.reset()
+    try:
+        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+            yield
+    finally:
+        torch._dynamo.reset()
+
+
+LOOP = Variant("loop", "loop", _loop)
+GRAPH = Variant("graph", "cuda graph", _graph, failure_prefix="capture failed: ")
+COMPILED = Variant("compiled", "torch.compile", _compiled, _dynamo_fresh, "compile failed: ")
+
+
+def measure(
+    variant: Variant, calls: dict[str, Call], device: torch.device, plan: TimingPlan, inference: bool = True
+) -> dict[str, Outcome | Failure]:
+    """Prepare every call, time them interleaved, then make one more call of each for its peak
+    memory, the attention kernels it ran and its output together. A model that fails at any
+    step becomes a Failure and the others go on."""
+    results: dict[str, Outcome | Failure] = {}
+    prepared: dict[str, Prepared] = {}
+    with torch.inference_mode(inference), variant.context():
+        for name, call in calls.items():
+            try:
+                prepared[name] = variant.prepare(call, device)
+                continue
+            except Exception as e:
+                results[name] = _failure(variant, e)
+            release_memory(device)
+        timings, failures = time_interleaved({n: p.call for n, p in prepared.items()}, device, plan)
+        results.update(failures)
+        for name, latency in timings.items():
+            p = prepared[name]
+            try:
+                if p.kernels is None:
+                    (output, kernels), memory = run_with_peak_memory(lambda p=p: attention_kernels(p.call), device)
+                else:  # a replay rewrites the static output the capture recorded; no new memory
+                    output, kernels, memory = p.output, p.kernels, PeakMemory.unmeasured()
+                results[name] = Outcome(latency, memory, output, kernels, p.setup_s)
+                continue
+            except Exception as e:
+                results[name] = Failure.of(e)
+            release_memory(device)
+    del prepared
+    release_memory(device)
+    return {name: results[name] for name in calls}
+
+
+def _failure(variant: Variant, error: BaseException) -> Failure:
+    if type(error).__name__ == "FailOnRecompileLimitHit":
+        limit = torch._dynamo.config.recompile_limit
+        return Failure(
+            "error", f"{variant.failure_prefix}recompiled more than {limit} times (beyond that it would run uncompiled)"
+        )
+    failure = Failure.of(error)
+    if failure.status == "unavailable" and variant is GRAPH:  # NotCapturable: the reason is the detail
+        return failure
+    return Failure(failure.status, f"{variant.failure_prefix}{one_line(error)}")

@@ -1,0 +1,54 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from bertbench.config import TimingPlan
+from bertbench.timing import INTERLEAVE_ROUNDS, Latency, latencies, repetitions, round_sizes, time_interleaved
+
+CPU = torch.device("cpu")
+
+
+def plan(num_batches=50, min_batches=5, budget_ms=100.0, warmup=0):
+    return TimingPlan(warmup=warmup, num_batches=num_batches, min_batches=min_batches, budget_ms=budget_ms)
+
+
+def test_repetition_counts_and_their_rounds():
+    calls = []
+    assert len(latencies(lambda: calls.append(1), CPU, 7)) == 7 and len(calls) == 7
+    assert round_sizes(23, 5) == [5, 5, 5, 4, 4] and round_sizes(3, 5) == [1, 1, 1, 0, 0]
+    assert repetitions(10.0, plan()) == 10
+    assert repetitions(1000.0, plan()) == 5
+    assert repetitions(0.01, plan()) == 50
+    assert repetitions(1.0, plan(num_batches=3)) == 3  # never above num_batches
+    assert repetitions(1.0, plan(budget_ms=None)) == 50  # no budget: the fixed count
+
+
+def test_latency_statistics_and_the_figures_derived_from_them():
+    t = Latency((4.0, 1.0, 3.0, 2.0, 5.0))
+    assert t.median == 3.0 and t.mean == 3.0 and t.count == 5
+    assert t.quantile(0.0) == 1.0 and t.quantile(1.0) == 5.0 and math.isclose(t.quantile(0.1), 1.4)
+    assert t.rel_iqr == pytest.approx((4 - 2) / 3) and t.noisy
+    assert t.per_second(300) == pytest.approx(100_000)  # 300 tokens per 3 ms
+    steady = Latency((10.0, 10.1, 9.9, 10.0, 10.05))
+    assert steady.rel_iqr < 0.1 and not steady.noisy
+
+
+def test_calls_are_timed_interleaved_and_a_failing_call_is_set_aside():
+    order = []
+
+    def call(name):
+        def run():
+            order.append(name)
+            if name == "b" and order.count("b") > 3:
+                raise RuntimeError("broke in round two")
+
+        return run
+
+    timings, failures = time_interleaved({n: call(n) for n in "abc"}, CPU, plan(num_batches=30, budget_ms=None))
+    assert set(timings) == {"a", "c"} and timings["a"].count == timings["c"].count == 30
+    assert failures["b"].status == "error" and "broke in round two" in failures["b"].detail
+    runs = [(name, len(list(group))) for name, group in itertools.groupby(order)]
+    assert runs[:4] == [("a", 10), ("b", 3), ("a", 10), ("c", 10)][:1] + runs[1:4]
+    assert len([r for r in runs if r[0] == "a"]) == min(INTERLEAVE_ROUNDS, 3)
