@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None, prog: str = "bertbench compare") -> int:
     if len(slow) > SHOWN:
         print(f"... and {len(slow) - SHOWN} more")
     if slow:
-        print(f"{len(slow)} points slower by more than {args.fail_above:g} %")
+        print(f"{len(slow)} of {len(result.pairs)} compared points slower by more than {args.fail_above:g} %")
     return 1 if slow else 0
 
 
