@@ -199,7 +199,7 @@ def compare(a: dict[Key, Row], b: dict[Key, Row], columns: tuple[str, ...], thre
         if key in base_b:
             result.pairs.append(pair(ra, base_b[key][0], ta, base_b[key][1], True, threshold))
     result.pairs.sort(
-        key=lambda p: (p.section, p.series.endswith(")"), p.series, *map(_float, (p.seqlen, p.pad, p.batch)))
+        key=lambda p: (p.section, "(baseline)" in p.series, p.series, *map(_float, (p.seqlen, p.pad, p.batch)))
     )
     return result
 
