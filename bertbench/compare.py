@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from bertbench.schema import KEY_COLUMNS, without_gpu_index
+
 CONTRACT = ("task", "attn_implementation", "batch_size", "max_seqlen", "status", "latency_ms")
 DEFAULTS = {"packed": "False", "mode": "inference", "cuda_graphs": "False", "compile": "False", "use_mask": "True"}
 MEASURED = ("ok", "mismatch")
@@ -221,8 +223,6 @@ def _x(value: float | None) -> str:
 
 
 def describe(path: Path, rows: dict[Key, Row]) -> str:
-    from bertbench.results import without_gpu_index
-
     def seen(column: str) -> str:
         return ", ".join(sorted({without_gpu_index(r[column]) for r in rows.values() if r.get(column)})) or "?"
 
@@ -314,8 +314,6 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
 def main(argv: list[str] | None = None, prog: str = "bertbench compare") -> int:
     try:
         args = parse_args(argv, prog)
-        from bertbench.results import KEY_COLUMNS  # pulls torch in (seconds): only once there is work to do
-
         columns = tuple(c for c in KEY_COLUMNS if c != "device")
         a, b = load(args.a, columns), load(args.b, columns)
         result = compare(a, b, columns, args.threshold / 100)

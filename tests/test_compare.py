@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from bertbench import compare
-from bertbench.results import COLUMNS, KEY_COLUMNS, ResultsFile
+from bertbench.results import ResultsFile
+from bertbench.schema import COLUMNS, KEY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 H100 = "NVIDIA H100 80GB HBM3 (cuda:0)"
