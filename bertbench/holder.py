@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from bertbench.batches import Batch, PackedBatch, make_batch, pack
 from bertbench.catalog import NUM_LABELS, VARLEN
 from bertbench.config import GridPoint, RunConfig
@@ -38,6 +40,7 @@ class PointInputs:
     packed: PackedBatch | None
     calls: dict[str, Call]  # timed in the loop: forwards, or training steps in train mode
     parity: dict[str, Call]  # the output compared for parity: the forward without dropout
+    reference: Call | None  # the float32 baseline's forward without dropout; None: the baseline is float32
     graph_ready: dict[str, Call]  # padded forwards with their mask prepared (a CUDA graph holds them)
 
     @property
@@ -61,6 +64,14 @@ class TaskModels:
             self.baseline_failure = Failure.of(e).within(f"baseline {config.baseline}")
             return
         self.baseline.model.train(config.mode == "train")
+        self.reference: LoadedModel | None = None  # the baseline in float32: what exact arithmetic gives
+        self.reference_failure = ""
+        if dtype != torch.float32:
+            try:
+                self.reference = load_like(self.baseline, config.baseline, device, torch.float32)
+            except Exception as e:
+                self.reference_failure = f"no float32 reference ({one_line(e)})"
+                release_memory(device)
         for name in config.implementations:
             reason = unavailable_reason(name, device)
             if reason is None and config.packed and name not in VARLEN:
@@ -123,9 +134,12 @@ class TaskModels:
             if config.cuda_graphs
             else {}
         )
-        return PointInputs(batch, packed, calls, parity, graph_ready)
+        reference = None
+        if self.reference is not None:
+            reference = self.reference.forward(inputs)
+        return PointInputs(batch, packed, calls, parity, reference, graph_ready)
 
     def close(self) -> None:
         self.models.clear()
-        self.baseline = None
+        self.baseline = self.reference = None
         release_memory(self.config.torch_device)

@@ -14,7 +14,7 @@ import torch
 
 from bertbench.batches import unpack
 from bertbench.config import GridPoint, RunConfig
-from bertbench.failures import Failure, release_memory
+from bertbench.failures import Failure, release_memory, return_cached
 from bertbench.holder import BASELINE, TaskModels
 from bertbench.measure import agreement, forward_flops
 from bertbench.models import per_token, task_logits
@@ -23,8 +23,11 @@ from bertbench.variants import COMPILED, GRAPH, LOOP, Outcome, Variant, measure
 
 @dataclass(frozen=True)
 class Parity:
-    max_abs_err: float  # against the baseline
-    rel_err: float  # relative L2 against the baseline, real tokens only
+    """Agreement of one model's logits, relative L2 on real tokens, as max_abs_err/rel_err/ref_err."""
+
+    max_abs_err: float | None  # against the baseline (None for the baseline itself)
+    rel_err: float | None  # relative L2 against the baseline
+    ref_err: float | None  # relative L2 against the float32 reference (None: no reference)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class PointResult:
     mask_passed: bool
     gflop: float  # useful work per timed call: real tokens, x3 in train mode
     gflop_padded: float
+    reference_note: str  # why there is no float32 reference, when there is none
     variants: dict[str, dict[str, Measured | Failure]] = field(default_factory=dict)  # variant -> key -> result
 
     def baseline(self, variant: str = "loop") -> Measured | Failure | None:
@@ -67,8 +71,18 @@ def measure_point(models: TaskModels, point: GridPoint, pending: list[str]) -> P
         mask_passed=inputs.mask_passed,
         gflop=passes * forward_flops(model_config, task, lengths) / 1e9,
         gflop_padded=passes * forward_flops(model_config, task, lengths, point.max_seqlen) / 1e9,
+        reference_note=models.reference_failure,
     )
     real = inputs.batch.attention_mask.bool() if per_token(task) else None
+    exact = None  # the float32 reference's logits; the baseline's own when it runs in float32
+    if inputs.reference is not None:
+        try:
+            with torch.inference_mode():
+                exact = [t.float() for t in task_logits(task, inputs.reference())]
+        except Exception as e:
+            result.reference_note = f"no float32 reference ({Failure.of(e).detail})"
+        if exact is None:
+            release_memory(device)
     keys = list(inputs.calls)
     for variant in variants_of(config):
         calls = inputs.graph_ready if variant is GRAPH else inputs.calls
@@ -81,25 +95,28 @@ def measure_point(models: TaskModels, point: GridPoint, pending: list[str]) -> P
                 logits[key] = [
                     t.detach().clone() if variant is GRAPH else t.detach() for t in task_logits(task, output)
                 ]
-        reference = logits.get(BASELINE)
+        baseline = logits.get(BASELINE)
+        if inputs.reference is None and variant is LOOP and not models.reference_failure:
+            exact = baseline  # a float32 run: the baseline is the reference
         result.variants[variant.name] = {
             key: Measured(
-                replace(outcome, output=None), _parity(logits[key], reference, real, key, models.config.packed)
+                replace(outcome, output=None), _parity(logits[key], baseline, exact, real, key, config.packed)
             )
             if isinstance(outcome, Outcome)
             else outcome
             for key, outcome in outcomes.items()
         }
         del outcomes, logits
-        release_memory(device)
+        return_cached(device)
         if variant is LOOP:  # only what ran in the loop is timed another way
             keys = [key for key in keys if not isinstance(result.variants["loop"][key], Failure)]
     return result
 
 
-def _parity(logits, reference, real: torch.Tensor | None, key: str, packed: bool) -> Parity | None:
-    if reference is None or key == BASELINE:
-        return None
-    if packed and real is not None:  # packed per-token logits laid back out as the padded batch
+def _parity(logits, baseline, exact, real: torch.Tensor | None, key: str, packed: bool) -> Parity:
+    if packed and real is not None and key != BASELINE:  # packed per-token logits laid out as the padded batch
         logits = [unpack(values, real) for values in logits]
-    return Parity(*agreement(logits, reference, real))
+    max_abs = rel = None
+    if baseline is not None and key != BASELINE:
+        max_abs, rel = agreement(logits, baseline, real)
+    return Parity(max_abs, rel, agreement(logits, exact, real)[1] if exact is not None else None)

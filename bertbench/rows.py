@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from bertbench.config import GridPoint, RunConfig
 from bertbench.failures import Failure
 from bertbench.holder import BASELINE, TaskModels
-from bertbench.measure import tolerance
-from bertbench.point import Measured, PointResult
+from bertbench.measure import reference_limit, tolerance
+from bertbench.point import Measured, Parity, PointResult
 from bertbench.schema import SCHEMA_VERSION, Row
 from bertbench.variants import GRAPH
 
@@ -87,7 +87,7 @@ def point_rows(template: Row, models: TaskModels, result: PointResult, pending: 
         )
     elif isinstance(base, Failure):
         common = replace(common, baseline_status=base.status)
-    limit = tolerance(models.config.torch_dtype)
+    check = ParityCheck(models.config.torch_dtype, result)
     rows = []
     for name in pending:
         if name in models.failed:
@@ -99,15 +99,47 @@ def point_rows(template: Row, models: TaskModels, result: PointResult, pending: 
         if isinstance(mine, Failure):
             rows.append(replace(row, status=mine.status, detail=mine.detail))
             continue
-        row, notes = _loop_columns(row, mine, base, result, limit)
+        row, notes = _loop_columns(row, mine, base, result, check)
         for variant, outcomes in result.variants.items():
             if variant != "loop":
-                row = _variant_columns(row, variant, outcomes.get(name), outcomes.get(BASELINE), notes, limit)
+                row = _variant_columns(row, variant, outcomes.get(name), outcomes.get(BASELINE), notes, check)
         rows.append(replace(row, detail="; ".join(notes)))
     return rows
 
 
-def _loop_columns(row: Row, mine: Measured, base, result: PointResult, limit: float) -> tuple[Row, list[str]]:
+class ParityCheck:
+    """Whether logits agree: against the float32 reference by the rule of FlashAttention's tests
+    (measure.reference_limit), or, where no reference ran, against the baseline by a fixed
+    tolerance, and the row's detail says so."""
+
+    def __init__(self, dtype, result: PointResult):
+        self.dtype = dtype
+        base = result.baseline()
+        self.baseline_ref_err = base.parity.ref_err if isinstance(base, Measured) else None
+        self.note = result.reference_note
+
+    def ref_err_baseline(self, variant_base) -> float | None:
+        return variant_base.parity.ref_err if isinstance(variant_base, Measured) else None
+
+    def failure(self, parity: Parity, label: str = "", baseline_ref_err: float | None = None) -> str | None:
+        """A note when the logits disagree, else None."""
+        prefix = f"{label}: " if label else ""
+        own = self.baseline_ref_err if baseline_ref_err is None else baseline_ref_err
+        if parity.ref_err is not None and own is not None:
+            limit = reference_limit(own, self.dtype)
+            if parity.ref_err > limit:
+                return (
+                    f"{prefix}error {parity.ref_err:.3g} against the float32 reference above {limit:.3g} "
+                    f"(2 x the baseline's {own:.3g}, at least {reference_limit(0, self.dtype):g})"
+                )
+            return None
+        if parity.rel_err is not None and parity.rel_err > tolerance(self.dtype):
+            fallback = f"; {self.note}" if self.note else ""
+            return f"{prefix}relative error {parity.rel_err:.3g} above tolerance {tolerance(self.dtype):g}{fallback}"
+        return None
+
+
+def _loop_columns(row: Row, mine: Measured, base, result: PointResult, check: ParityCheck) -> tuple[Row, list[str]]:
     latency, memory = mine.outcome.latency, mine.outcome.memory
     tflops = result.gflop / latency.median
     row = replace(
@@ -139,15 +171,23 @@ def _loop_columns(row: Row, mine: Measured, base, result: PointResult, limit: fl
         row = replace(row, noisy=latency.noisy)
         if isinstance(base, Failure):
             notes.append(f"baseline {row.baseline} {base.status}: {base.detail}")
-    if mine.parity is not None:
-        row = replace(row, max_abs_err=mine.parity.max_abs_err, rel_err=mine.parity.rel_err)
-        if mine.parity.rel_err > limit:
-            row = replace(row, status="mismatch")
-            notes.append(f"relative error {mine.parity.rel_err:.3g} above tolerance {limit:g}")
+    parity = mine.parity
+    row = replace(
+        row,
+        max_abs_err=parity.max_abs_err,
+        rel_err=parity.rel_err,
+        ref_err=parity.ref_err,
+        ref_err_baseline=check.baseline_ref_err,
+    )
+    if (failure := check.failure(parity)) is not None:
+        row = replace(row, status="mismatch")
+        notes.append(failure)
+    elif parity.ref_err is None and check.note:
+        notes.append(f"parity against the baseline only: {check.note}")
     return row, notes
 
 
-def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], limit: float) -> Row:
+def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], check: ParityCheck) -> Row:
     """The CUDA-graph or compiled columns of one implementation's row.
 
     A variant that failed (for the implementation or the baseline) leaves its columns empty
@@ -174,9 +214,9 @@ def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], limit
             columns["launch_bound"] = row.latency_ms >= LAUNCH_BOUND_RATIO * median
         else:
             columns["compile_s"] = mine.outcome.setup_s
-        if mine.parity is not None and mine.parity.rel_err > limit:
+        if (failure := check.failure(mine.parity, label, check.ref_err_baseline(base))) is not None:
             columns["status"] = "mismatch"
-            notes.append(f"{label}: relative error {mine.parity.rel_err:.3g} above tolerance {limit:g}")
+            notes.append(failure)
     return replace(row, **columns)
 
 

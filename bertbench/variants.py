@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from bertbench.config import TimingPlan
-from bertbench.failures import Failure, one_line, release_memory, synchronize
+from bertbench.failures import Failure, one_line, release_memory, return_cached, synchronize
 from bertbench.graphs import capture_graph
 from bertbench.measure import PeakMemory, attention_kernels, run_with_peak_memory
 from bertbench.timing import Latency, time_interleaved
@@ -114,7 +114,7 @@ def measure(
                 results[name] = Failure.of(e)
             release_memory(device)
     del prepared
-    release_memory(device)
+    return_cached(device)
     return {name: results[name] for name in calls}
 
 

@@ -1,0 +1,65 @@
+"""Parity against the float32 reference: rounding is never flagged, a wrong kernel always is."""
+
+import pytest
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from bertbench import models, sweep
+
+
+def perturbed_attention(module, query, key, value, attention_mask, **kwargs):
+    """SDPA whose output lanes are shifted by one within each head: a layout bug of a kernel.
+
+    (A wrong softmax scale is a poor test here: random-weight BERT attends almost uniformly.)"""
+    output, weights = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    return output.roll(1, dims=-1), weights
+
+
+@pytest.fixture
+def wrong_sdpa(monkeypatch):
+    """The implementation named sdpa-math runs the perturbed attention instead."""
+    AttentionInterface.register("perturbed_for_test", perturbed_attention)
+    real = models.hf_implementation
+    monkeypatch.setattr(models, "hf_implementation", lambda n: "perturbed_for_test" if n == "sdpa-math" else real(n))
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+def test_a_wrong_implementation_is_caught_in_every_dtype(tiny_config, wrong_sdpa, dtype):
+    rows = sweep.run(tiny_config(f"--task qa --dtype {dtype} --optimization sdpa sdpa-math"), progress=False)
+    right, wrong = rows
+    assert right.status == "ok" and right.ref_err <= max(2 * right.ref_err_baseline, 1e-4), right.detail
+    assert wrong.status == "mismatch" and wrong.ref_err > 2 * wrong.ref_err_baseline
+    assert "against the float32 reference" in wrong.detail
+    if dtype == "fp32":  # the baseline is its own reference
+        assert right.ref_err_baseline == 0 and right.ref_err == pytest.approx(right.rel_err)
+    else:
+        assert right.ref_err_baseline > 0
+
+
+@pytest.mark.parametrize("size", ["tiny", "mini"])
+def test_rounding_in_bf16_is_never_a_mismatch(tiny_config, size):
+    """eager, sdpa and sdpa-math compute the same arithmetic as the bf16 baseline: each is as far
+    from the exact result as the baseline is, which a fixed tolerance could not tell apart."""
+    config = tiny_config(
+        f"--task all --model-size {size} --dtype bf16 --optimization eager sdpa sdpa-math --sweep "
+        "--batch-sizes 4 --seqlens 32 --pad-fractions 0 0.5 --num-batches 1 --warmup 0"
+    )
+    rows = sweep.run(config, progress=False)
+    assert len(rows) == 4 * 2 * 3
+    for row in rows:
+        assert row.status == "ok", (row.task, row.attn_implementation, row.detail)
+        assert 0 < row.ref_err_baseline < 0.05 and row.ref_err < 0.05
+
+
+def test_without_a_reference_the_fixed_tolerance_applies_and_the_row_says_so(tiny_config, monkeypatch):
+    from bertbench import holder
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (the float32 copy)")
+
+    real = holder.load_like
+    monkeypatch.setattr(holder, "load_like", lambda b, n, d, t: no_memory() if t == torch.float32 else real(b, n, d, t))
+    (row,) = sweep.run(tiny_config("--task qa --dtype bf16 --optimization sdpa"), progress=False)
+    assert row.status == "ok" and row.ref_err is None and row.rel_err < 2e-2
+    assert "parity against the baseline only: no float32 reference (OutOfMemoryError" in row.detail
