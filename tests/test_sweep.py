@@ -107,7 +107,7 @@ def test_mismatch_is_flagged(tiny_config, monkeypatch):
 
     patch_forward(monkeypatch, wrap)
     rows = sweep.run(tiny_config("--task qa --optimization sdpa"), progress=False)
-    assert rows[0]["status"] == "mismatch" and "tolerance" in rows[0]["detail"]
+    assert rows[0]["status"] == "mismatch" and "against the float32 reference" in rows[0]["detail"]
 
 
 def record_call_order(monkeypatch) -> list[str]:
