@@ -20,11 +20,17 @@ class Batch:
     attention_mask: torch.Tensor  # (batch, max_seqlen), 1 on real tokens
     lengths: torch.Tensor  # (batch,), real tokens per sequence
     labels: dict[str, torch.Tensor]  # task labels, passed to the forward so the loss is computed
-    use_mask: bool  # whether the model is given the attention mask
+    use_mask: bool  # whether the model is given the attention mask when something is padded
+    padded: bool  # some sequence is shorter than max_seqlen
+
+    @property
+    def mask_passed(self) -> bool:
+        """A batch with no padding is passed no mask, as a user with full sequences would run it."""
+        return self.use_mask and self.padded
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": self.input_ids, **self.labels}
-        if self.use_mask:
+        if self.mask_passed:
             inputs["attention_mask"] = self.attention_mask
         return inputs
 
@@ -57,8 +63,13 @@ class PackedBatch:
 def sample_lengths(
     batch_size: int, max_seqlen: int, avg_seqlen: float, stdev: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """Per-sequence lengths drawn from N(avg, stdev), rounded and clamped to [1, max_seqlen]."""
+    """Per-sequence lengths drawn from N(avg, stdev), rounded and clamped to [1, max_seqlen].
+
+    avg_seqlen = max_seqlen (nominal padding 0) means no padding: every sequence is full, not
+    a draw around the maximum that the clamp would leave about half padded."""
     device = generator.device
+    if avg_seqlen >= max_seqlen:
+        return torch.full((batch_size,), max_seqlen, dtype=torch.long, device=device)
     draws = torch.randn(batch_size, generator=generator, device=device) * stdev + avg_seqlen
     return draws.round().clamp(1, max_seqlen).long()
 
@@ -83,7 +94,7 @@ def make_batch(
     input_ids = torch.where(real, tokens, PAD_ID)
     attention_mask = real.long()
     labels = make_labels(task, input_ids, real, lengths, num_labels, generator)
-    return Batch(input_ids, attention_mask, lengths, labels, use_mask)
+    return Batch(input_ids, attention_mask, lengths, labels, use_mask, bool(lengths.min() < max_seqlen))
 
 
 def make_labels(

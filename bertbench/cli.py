@@ -237,17 +237,19 @@ def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
         config = parse_args(argv, prog)
     except UsageError as e:
         fail(str(e), prog=prog)
-    from bertbench.console import describe, summarize
-    from bertbench.sweep import run
+    from bertbench.console import describe, summarize, time_share
+    from bertbench.sweep import RunStats, run
 
     print(describe(config), flush=True)
-    start = time.perf_counter()
+    start, stats = time.perf_counter(), RunStats()
     try:
-        rows = run(config)
+        rows = run(config, stats=stats)
     except KeyboardInterrupt:
         fail(f"interrupted; every row finished so far is in {config.output_dir}/", 130, prog)
+    wall = time.perf_counter() - start
     print(summarize(rows))
-    print(f"{len(rows)} rows appended under {config.output_dir}/ in {time.perf_counter() - start:.1f} s")
+    print(f"{len(rows)} rows appended under {config.output_dir}/ in {wall:.1f} s")
+    print(time_share(stats.timed_s, wall))
     measured = [r for r in rows if r.status in ("ok", "mismatch")]
     if rows and not measured:
         reasons = sorted({f"{r.attn_implementation}: {r.detail}" for r in rows})

@@ -3,42 +3,52 @@
 from __future__ import annotations
 
 import math
+import sys
+import time
+from typing import TextIO
 
 from bertbench.config import RunConfig
 from bertbench.schema import Row
 
 
 def summarize(rows: list[Row]) -> str:
-    """A short table: every row for a small run, else medians per task, implementation and seqlen."""
+    """A short table: every row for a small run, else medians per task, implementation and seqlen,
+    with how many rows are noisy (rel_iqr above 0.1) and which statuses other than ok occurred."""
     if not rows:
         return "no rows written"
-    header = (
-        f"{'task':<20} {'implementation':<18} {'batch':>5} {'seqlen':>6} {'pad':>5} {'base ms':>9} {'ms':>9} "
-        f"{'speedup%':>9} {'mem saved%':>10}  status"
-    )
     if len(rows) <= 16:
+        header = (
+            f"{'task':<20} {'implementation':<18} {'batch':>5} {'seqlen':>6} {'pad':>5} {'real':>5} {'base ms':>9} "
+            f"{'ms':>9} {'speedup%':>9} {'mem saved%':>10}  status"
+        )
         lines = [
-            f"{r['task']:<20} {r['attn_implementation']:<18} {r['batch_size']:>5} {r['max_seqlen']:>6} "
-            f"{r['pad_fraction']:>5.2f} {_num(r['latency_ms_baseline']):>9} {_num(r['latency_ms']):>9} "
-            f"{_num(r['speedup_pct'], '+.1f'):>9} {_num(r['mem_saved_pct'], '+.1f'):>10}  {r['status']}"
-            + (f" ({r['detail']})" if r["detail"] else "")
+            f"{r.task:<20} {r.attn_implementation:<18} {r.batch_size:>5} {r.max_seqlen:>6} {r.pad_fraction:>5.2f} "
+            f"{_num(r.pad_fraction_real):>5} {_num(r.latency_ms_baseline):>9} {_num(r.latency_ms):>9} "
+            f"{_num(r.speedup_pct, '+.1f'):>9} {_num(r.mem_saved_pct, '+.1f'):>10}  {r.status}"
+            + (" noisy" if r.noisy else "")
+            + (f" ({r.detail})" if r.detail else "")
             for r in rows
         ]
         return "\n".join([header, *lines])
     groups: dict[tuple, list[Row]] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["attn_implementation"], r["max_seqlen"]), []).append(r)
+        groups.setdefault((r.task, r.attn_implementation, r.max_seqlen), []).append(r)
     lines = [
-        f"{'task':<20} {'implementation':<18} {'seqlen':>6} {'ok/points':>9} {'median speedup%':>16} "
+        f"{'task':<20} {'implementation':<18} {'seqlen':>6} {'ok/points':>9} {'noisy':>5} {'median speedup%':>16} "
         f"{'median mem saved%':>18}  other statuses"
     ]
     for (task, name, seqlen), group in groups.items():
-        ok = [r for r in group if r["status"] == "ok"]
-        others = sorted({r["status"] for r in group} - {"ok"})
+        ok = [r for r in group if r.status == "ok"]
+        others = sorted({r.status for r in group} - {"ok"})
         lines.append(
-            f"{task:<20} {name:<18} {seqlen:>6} {f'{len(ok)}/{len(group)}':>9} "
+            f"{task:<20} {name:<18} {seqlen:>6} {f'{len(ok)}/{len(group)}':>9} {sum(bool(r.noisy) for r in ok):>5} "
             f"{_num(_median([r.speedup_pct for r in ok]), '+.1f'):>16} "
             f"{_num(_median([r.mem_saved_pct for r in ok]), '+.1f'):>18}  {', '.join(others)}"
+        )
+    noisy = sum(bool(r.noisy) for r in rows)
+    if noisy:
+        lines.append(
+            f"{noisy} of {len(rows)} rows are noisy (interquartile range above 10 % of the median): read them loosely"
         )
     return "\n".join(lines)
 
@@ -51,8 +61,8 @@ def _median(values: list[float | None]) -> float:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def _num(value, spec: str = ".2f") -> str:
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+def _num(value: float | None, spec: str = ".2f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return format(value, spec)
 
@@ -84,3 +94,50 @@ def describe(config: RunConfig) -> str:
     if also:
         lines.append(f"also timing every model with {' and '.join(also)} (inference only; set-up time kept out)")
     return "\n".join(lines)
+
+
+class Progress:
+    """Where a sweep is and when it will end: a bar on a terminal, a plain line per point otherwise.
+
+    The time left is estimated from what the finished points cost, scaled by the cost model the
+    torchrun sharding balances with (distributed.point_cost x models timed), not by point count:
+    a 128 x 512 point takes a hundred times a 1 x 128 one.
+    """
+
+    def __init__(self, costs: list[float], stream: TextIO | None = None, enabled: bool = True):
+        self.costs, self.stream, self.enabled = costs, stream or sys.stderr, enabled and bool(costs)
+        self.total, self.done_cost, self.done = sum(costs), 0.0, 0
+        self.start = time.perf_counter()
+        self.tty = self.stream.isatty()
+
+    def advance(self, label: str) -> None:
+        self.done_cost += self.costs[self.done]
+        self.done += 1
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        left = elapsed * (self.total - self.done_cost) / self.done_cost if self.done_cost else math.nan
+        status = f"{self.done}/{len(self.costs)} points, {_clock(elapsed)} elapsed, about {_clock(left)} left"
+        if self.tty:
+            filled = round(30 * self.done_cost / self.total)
+            end = "\n" if self.done == len(self.costs) else ""
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {status} ({label})\033[K", end=end, file=self.stream)
+        else:
+            print(f"{label}: {status}", file=self.stream)
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def time_share(timed_s: float, wall_s: float) -> str:
+    """The end-of-run line: how much of the wall time the timed calls themselves took."""
+    share = 100 * timed_s / wall_s if wall_s > 0 else 0.0
+    return (
+        f"timed calls took {timed_s:.1f} s of {wall_s:.1f} s wall time ({share:.0f} %); the rest is loading, "
+        "warm-up, the memory/kernel/parity call and the float32 reference"
+    )

@@ -43,10 +43,6 @@ class PointInputs:
     reference: Call | None  # the float32 baseline's forward without dropout; None: the baseline is float32
     graph_ready: dict[str, Call]  # padded forwards with their mask prepared (a CUDA graph holds them)
 
-    @property
-    def mask_passed(self) -> bool:
-        return "attention_mask" in self.batch.model_inputs()
-
 
 class TaskModels:
     def __init__(self, task: str, config: RunConfig):

@@ -47,6 +47,7 @@ class PointResult:
     gflop: float  # useful work per timed call: real tokens, x3 in train mode
     gflop_padded: float
     reference_note: str  # why there is no float32 reference, when there is none
+    timed_s: float = 0.0  # the timed calls of every model and variant, added up
     variants: dict[str, dict[str, Measured | Failure]] = field(default_factory=dict)  # variant -> key -> result
 
     def baseline(self, variant: str = "loop") -> Measured | Failure | None:
@@ -68,7 +69,7 @@ def measure_point(models: TaskModels, point: GridPoint, pending: list[str]) -> P
         point=point,
         real_tokens=sum(lengths),
         pad_fraction_real=1 - sum(lengths) / (point.batch_size * point.max_seqlen),
-        mask_passed=inputs.mask_passed,
+        mask_passed=inputs.batch.mask_passed,
         gflop=passes * forward_flops(model_config, task, lengths) / 1e9,
         gflop_padded=passes * forward_flops(model_config, task, lengths, point.max_seqlen) / 1e9,
         reference_note=models.reference_failure,
@@ -90,6 +91,7 @@ def measure_point(models: TaskModels, point: GridPoint, pending: list[str]) -> P
         logits = {}
         for key, outcome in outcomes.items():
             if isinstance(outcome, Outcome):
+                result.timed_s += outcome.latency.total_s
                 output = inputs.parity[key]() if variant is LOOP and config.mode == "train" else outcome.output
                 # a graph's output buffers belong to the graph: copied before it is freed
                 logits[key] = [

@@ -46,6 +46,7 @@ def point_template(facts: RunFacts, task: str, point: GridPoint, config: RunConf
         avg_seqlen=point.avg_seqlen,
         pad_fraction=point.pad_fraction,
         seqlen_stdev=config.seqlen_stdev,
+        seed=config.seed,
         use_mask=config.use_mask,
         packed=config.packed,
         mode=config.mode,

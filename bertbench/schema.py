@@ -39,6 +39,7 @@ class Row:
     pad_fraction: float | None = col("nominal padding: 1 - avg_seqlen / max_seqlen (0: every sequence full)")
     pad_fraction_real: float | None = col("realised padding: padded positions / all positions of the batch")
     seqlen_stdev: float | None = col("standard deviation of the sampled real lengths")
+    seed: int | None = col("seed of the weights and of the batch")
     use_mask: bool | None = col("the run asked for the attention mask to be passed")
     mask_passed: bool | None = col("a padding mask really reached the padded models (none when nothing is padded)")
     packed: bool | None = col("the implementation ran the batch packed (no padding, cu_seqlens); never the baseline")
@@ -119,6 +120,7 @@ KEY_COLUMNS = (
     "max_seqlen",
     "avg_seqlen",
     "seqlen_stdev",
+    "seed",
     "use_mask",
     "packed",
     "mode",

@@ -9,13 +9,13 @@ Parts left by a crashed run count for --resume and are merged by the next run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-
-from tqdm import tqdm
 
 from bertbench import distributed
 from bertbench.config import GridPoint, RunConfig
+from bertbench.console import Progress
+from bertbench.distributed import point_cost
 from bertbench.environment import device_name, manifest, new_run_id, versions, write_manifest
 from bertbench.holder import TaskModels
 from bertbench.measure import matmul_tflops
@@ -25,12 +25,19 @@ from bertbench.rows import RunFacts, failed_rows, point_rows, point_template
 from bertbench.schema import Row, row_key
 
 
-def run(config: RunConfig, progress: bool = True) -> list[Row]:
+@dataclass
+class RunStats:
+    timed_s: float = 0.0  # wall time of the timed calls themselves
+    points: int = 0
+
+
+def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None) -> list[Row]:
     """Run every task of the config; returns the rows this process wrote (also appended to disk)."""
     rank = distributed.from_environment()
     device = config.torch_device
     distributed.start(rank, device)
     written: list[Row] = []
+    stats = stats if stats is not None else RunStats()
     try:
         run_id = distributed.shared(rank, new_run_id())
         peak = matmul_tflops(device, config.torch_dtype)
@@ -39,8 +46,11 @@ def run(config: RunConfig, progress: bool = True) -> list[Row]:
         facts = RunFacts(
             run_id, config.model_name, config.baseline, device_name(device), config.dtype, peak, versions(device)
         )
+        todo = {task: pending_points(task, config, facts, rank) for task in config.tasks}
+        costs = [point_cost(p) * (1 + len(pending)) for task in config.tasks for p, pending in todo[task]]
+        bar = Progress(costs, enabled=progress)
         for task in config.tasks:
-            written += _run_task(task, config, facts, rank, progress)
+            written += _run_task(task, todo[task], config, facts, rank, bar, stats)
         distributed.barrier(rank)
         if rank.rank == 0:
             for task in config.tasks:
@@ -66,8 +76,15 @@ def pending_points(
     return todo
 
 
-def _run_task(task: str, config: RunConfig, facts: RunFacts, rank: distributed.Rank, progress: bool) -> list[Row]:
-    todo = pending_points(task, config, facts, rank)
+def _run_task(
+    task: str,
+    todo: list[tuple[GridPoint, list[str]]],
+    config: RunConfig,
+    facts: RunFacts,
+    rank: distributed.Rank,
+    progress: Progress,
+    stats: RunStats,
+) -> list[Row]:
     if not todo:
         return []
     path = part_path(config.output_dir, task, rank.rank) if rank.distributed else csv_path(config.output_dir, task)
@@ -75,16 +92,20 @@ def _run_task(task: str, config: RunConfig, facts: RunFacts, rank: distributed.R
     results = ResultsFile(path)
     written = []
     try:
-        for point, pending in tqdm(todo, desc=task, unit="point", disable=None if progress else True, leave=False):
+        for point, pending in todo:
             template = point_template(facts, task, point, config)
             if models.baseline_failure is not None:
                 rows = failed_rows(template, pending, models.baseline_failure)
             else:
-                rows = point_rows(template, models, measure_point(models, point, pending), pending)
+                result = measure_point(models, point, pending)
+                stats.timed_s += result.timed_s
+                rows = point_rows(template, models, result, pending)
+            stats.points += 1
             for row in rows:
                 row.timestamp = datetime.now(UTC).isoformat(timespec="seconds")
                 results.append(row)
                 written.append(row)
+            progress.advance(f"{task} batch {point.batch_size} x {point.max_seqlen}, pad {point.pad_fraction:g}")
     finally:
         results.close()
         models.close()

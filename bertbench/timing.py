@@ -35,6 +35,10 @@ class Latency:
         return len(self.latencies_ms)
 
     @property
+    def total_s(self) -> float:
+        return sum(self.latencies_ms) / 1e3
+
+    @property
     def median(self) -> float:
         return statistics.median(self.latencies_ms)
 

@@ -26,8 +26,16 @@ def test_lengths_follow_the_requested_distribution_and_stay_in_range():
     assert lengths.min() >= 1 and lengths.max() <= 128
     assert abs(lengths.float().mean().item() - 100) < 0.5
     assert abs(lengths.float().std().item() - 10) < 0.5
-    clamped = sample_lengths(1000, 128, 128.0, 10.0, gen)
-    assert clamped.max() == 128 and (clamped == 128).float().mean() > 0.4  # the upper half is clamped
+    clamped = sample_lengths(1000, 128, 120.0, 10.0, gen)
+    assert clamped.max() == 128 and (clamped == 128).float().mean() > 0.15  # the upper tail is clamped
+
+
+def test_nominal_padding_zero_is_no_padding_and_no_mask():
+    full = batch(avg_seqlen=128, seqlen_stdev=10)
+    assert (full.lengths == 128).all() and full.attention_mask.bool().all()
+    assert not full.padded and not full.mask_passed and "attention_mask" not in full.model_inputs()
+    padded = batch(avg_seqlen=127, seqlen_stdev=10)
+    assert padded.padded and padded.mask_passed and "attention_mask" in padded.model_inputs()
 
 
 def test_padding_and_mask_match_the_lengths():
