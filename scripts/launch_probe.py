@@ -13,7 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bertbench.batches import make_batch
-from bertbench.measure import latencies
+from bertbench.timing import latencies
 from bertbench.models import load_baseline, load_like
 
 device = torch.device("cuda")

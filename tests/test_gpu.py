@@ -31,7 +31,7 @@ def test_every_task_and_implementation_matches_eager_on_real_tokens(tmp_path, dt
     )
     rows = sweep.run(config, progress=False)
     assert len(rows) == 4 * 5
-    report = [(r["task"], r["attn_implementation"], r["status"], r.get("rel_err"), r["detail"]) for r in rows]
+    report = [(r["task"], r["attn_implementation"], r["status"], r["rel_err"], r["detail"]) for r in rows]
     print("\n".join(map(str, report)))
     for task, name, status, rel_err, detail in report:
         assert status == "ok", (task, name, detail)
@@ -55,9 +55,37 @@ def test_out_of_memory_point_is_recorded_and_the_sweep_goes_on(tmp_path):
         "--task mlm --model-size base --sweep --batch-sizes 4096 8 --seqlens 512 --pad-fractions 0 --optimization sdpa",
     )
     rows = sweep.run(config, progress=False)
-    assert [r["status"] for r in rows] == ["oom", "ok"]
+    assert [r["status"] for r in rows] == ["oom", "ok"] and rows[0].baseline_status == "oom"
     with (config.output_dir / "mlm.csv").open() as f:
         assert [r["status"] for r in csv.DictReader(f)] == ["oom", "ok"]
+
+
+def test_bf16_large_has_no_false_mismatch(tmp_path):
+    """Through 24 bf16 layers eager itself is ~3 % off the exact result; a fixed 2 % tolerance
+    flagged every implementation here, sdpa-math (eager's arithmetic) included."""
+    config = gpu_config(
+        tmp_path,
+        "--task classification --model-size large --dtype bf16 --optimization all --batch-size 16 "
+        "--max-seqlen 256 --avg-seqlen 200",
+    )
+    rows = sweep.run(config, progress=False)
+    print("\n".join(str((r.attn_implementation, r.status, r.rel_err, r.ref_err, r.ref_err_baseline)) for r in rows))
+    assert rows and all(r.status in ("ok", "unavailable") for r in rows), [
+        (r.attn_implementation, r.detail) for r in rows
+    ]
+    assert sum(r.status == "ok" for r in rows) >= 5 and all(r.ref_err_baseline > 0 for r in rows if r.status == "ok")
+
+
+def test_implementations_are_measured_where_the_baseline_runs_out_of_memory(tmp_path):
+    """At bert-large MLM 8192 x 512 eager runs out of memory; sdpa is still measured (its own
+    status, which may be oom too: the logits alone are 256 GB in fp16) and the speedup is empty."""
+    config = gpu_config(
+        tmp_path, "--task mlm --model-size large --batch-size 8192 --max-seqlen 512 --optimization sdpa"
+    )
+    (row,) = sweep.run(config, progress=False)
+    print(row.status, row.baseline_status, row.latency_ms, row.detail)
+    assert row.baseline_status == "oom" and row.speedup_pct is None
+    assert row.status in ("ok", "oom") and not row.detail.startswith("baseline eager: ")
 
 
 def test_two_runs_of_one_point_agree_within_5_percent(tmp_path):
@@ -79,9 +107,7 @@ def test_packed_flash_attention_matches_padded_eager(tmp_path, dtype):
         "--optimization flash_attention_2 flash_attention_3",
     )
     rows = sweep.run(config, progress=False)
-    print(
-        "\n".join(str((r["task"], r["attn_implementation"], r["status"], r.get("rel_err"), r["detail"])) for r in rows)
-    )
+    print("\n".join(str((r["task"], r["attn_implementation"], r["status"], r["rel_err"], r["detail"])) for r in rows))
     for r in rows:
         if r["attn_implementation"] == "flash_attention_3" and r["status"] == "unavailable":
             continue  # no FlashAttention-3 build on this machine
@@ -99,7 +125,7 @@ def test_train_mode_runs_and_attention_saves_training_memory(tmp_path):
         "--optimization sdpa flash_attention_2",
     )
     rows = sweep.run(config, progress=False)
-    print("\n".join(str((r["attn_implementation"], r["status"], r.get("mem_mb"), r["mem_mb_baseline"])) for r in rows))
+    print("\n".join(str((r["attn_implementation"], r["status"], r["mem_mb"], r["mem_mb_baseline"])) for r in rows))
     for r in rows:
         assert r["status"] == "ok" and r["mode"] == "train", r["detail"]
         assert 0 < r["mem_mb"] < r["mem_mb_baseline"] and r["rel_err"] < 2e-2
@@ -117,7 +143,7 @@ def test_cuda_graph_replays_agree_with_eager_and_record_what_was_captured(tmp_pa
         print(
             name,
             {
-                k: r.get(k)
+                k: r[k]
                 for k in (
                     "latency_ms",
                     "latency_ms_graph",
@@ -132,7 +158,7 @@ def test_cuda_graph_replays_agree_with_eager_and_record_what_was_captured(tmp_pa
         assert r["status"] == "ok", r["detail"]
         assert 0 < r["latency_ms_graph_baseline"] < r["latency_ms_baseline"]  # eager at 8 x 128 is launch-bound
     assert rows["sdpa"]["latency_ms_graph"] > 0 and rows["sdpa"]["attention_kernels_graph"].startswith("sdpa_")
-    assert "latency_ms_graph" not in rows["flash_attention_2"]
+    assert rows["flash_attention_2"].latency_ms_graph is None
     assert "cuda graph unavailable: synchronises with the host" in rows["flash_attention_2"]["detail"]
     assert 0 < rows["packed flash_attention_2"]["latency_ms_graph"] < rows["packed flash_attention_2"]["latency_ms"]
     assert "flash_attn" in rows["packed flash_attention_2"]["attention_kernels_graph"]
@@ -146,7 +172,7 @@ def test_compiled_models_agree_with_eager_and_compile_time_is_kept_apart(tmp_pat
     (row,) = sweep.run(config, progress=False)
     print(
         {
-            k: row.get(k)
+            k: row[k]
             for k in (
                 "latency_ms",
                 "latency_ms_compiled",
