@@ -1,5 +1,5 @@
-"""The `bertbench-plot` command: results/<task>.csv into speedup, memory-saved and throughput
-charts under plots/<task>/ (the same as `python plot.py`).
+"""Turn results/<task>.csv into speedup, memory-saved and throughput charts under plots/<task>/:
+the `bertbench-plot` command, the same as `python plot.py`.
 
     bertbench-plot [--results-dir results] [--plots-dir plots] [--format png|svg]
 """
