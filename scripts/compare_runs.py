@@ -6,6 +6,8 @@ median and extremes of latency_ms(second) / latency_ms(first) over the points bo
 
 Usage: python scripts/compare_runs.py FIRST_DIR SECOND_DIR [TASK ...]
 Exits 1 when the rows differ in anything but their timings, or there are none.
+It imports bertbench: install the package (pip install -e .), or run it from the repository
+root without installing as python -m scripts.compare_runs FIRST_DIR SECOND_DIR [TASK ...].
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from __future__ import annotations
 import statistics
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bertbench.catalog import TASKS
 from bertbench.results import csv_path, read_rows
@@ -60,7 +60,7 @@ def compare(first: Path, second: Path, task: str) -> bool | None:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        print(__doc__.strip().splitlines()[-2], file=sys.stderr)
+        print(next(line for line in __doc__.splitlines() if line.startswith("Usage:")), file=sys.stderr)
         return 2
     first, second = Path(argv[0]), Path(argv[1])
     for folder in (first, second):

@@ -2,16 +2,14 @@
 consecutive calls, calls in short chunks with a sync between chunks, and short chunks that
 alternate between two models, reporting the first call of a chunk apart from the rest.
 
-    python3 scripts/launch_probe.py
+    python3 scripts/launch_probe.py         (with the package installed: pip install -e .)
+    python3 -m scripts.launch_probe         (from the repository root, without installing)
 """
 
 import statistics
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bertbench.batches import make_batch
 from bertbench.timing import latencies
 from bertbench.models import load_baseline, load_like
