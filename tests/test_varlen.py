@@ -202,3 +202,51 @@ def test_a_kernel_without_scale_gets_a_non_default_scale_folded_into_the_query(f
     want = FakeVarlen()(q[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu, cu, 4, 4, scale=0.5)
     torch.testing.assert_close(out[0], want)
     torch.testing.assert_close(seen[0], q[0].transpose(0, 1) * (0.5 * 8**0.5))
+
+
+needs_gpu = pytest.mark.skipif(
+    not torch.cuda.is_available() or varlen.unavailable_reason(CUDA, torch.bfloat16) is not None,
+    reason="needs a CUDA GPU where varlen_attn runs",
+)
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("task", TASKS)
+def test_on_the_gpu_packed_sdpa_varlen_agrees_with_padded_eager(task, dtype):
+    """The real kernel: the same weights, the packed forward against the padded eager one."""
+    from bertbench.measure import tolerance
+
+    eager = load_baseline(task, "eager", "base", None, CUDA, dtype, seed=0)
+    model = load_like(eager, "sdpa-varlen", CUDA, dtype)
+    batch = make_batch(task, 8, 128, 64, 30, eager.model.config.vocab_size, NUM_LABELS[task], True, 0, CUDA)
+    with torch.inference_mode():
+        want = eager.forward(batch.model_inputs())()
+        got = model.forward_packed(pack(batch))()
+        padded = model.forward(batch.model_inputs())()  # unpadded in each layer
+    real = batch.attention_mask.bool()
+    logits = task_logits(task, got)
+    if per_token(task):
+        logits = [unpack(values, real) for values in logits]
+    keep = real if per_token(task) else None
+    _, rel = agreement(logits, task_logits(task, want), keep)
+    _, rel_padded = agreement(task_logits(task, padded), task_logits(task, want), keep)
+    assert rel < tolerance(dtype) and rel_padded < tolerance(dtype), (rel, rel_padded)
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_on_the_gpu_a_training_step_runs_without_dropout_and_is_refused_with_it():
+    from bertbench.models import training_step
+
+    eager = load_baseline("mlm", "eager", "mini", None, CUDA, torch.bfloat16, seed=0)
+    model = load_like(eager, "sdpa-varlen", CUDA, torch.bfloat16)
+    packed = pack(make_batch("mlm", 4, 64, 40, 10, 1000, 0, True, 0, CUDA))
+    model.model.train()
+    with pytest.raises(varlen.DropoutUnsupported):
+        training_step(model.model, model.forward_packed(packed))()
+    for layer in model.model.bert.encoder.layer:
+        layer.attention.self.dropout.p = 0.0
+    output = training_step(model.model, model.forward_packed(packed))()
+    assert torch.isfinite(output.loss)
