@@ -32,6 +32,7 @@ IMPLEMENTATIONS = (
     "flash_attention_2",
     "flash_attention_3",
     "flex_attention",
+    "sdpa-varlen",  # PyTorch's own varlen_attn (bertbench.varlen); no flash_attn package
 )
 FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_3"}
-VARLEN = ("flash_attention_2", "flash_attention_3")  # implementations with a packed (varlen) path
+VARLEN = ("flash_attention_2", "flash_attention_3", "sdpa-varlen")  # implementations with a packed (varlen) path

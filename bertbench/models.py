@@ -27,6 +27,7 @@ from transformers import (
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
+from bertbench import varlen
 from bertbench.batches import PackedBatch, segments
 from bertbench.catalog import FLASH_PACKAGES, NUM_LABELS, PRESETS, SDPA_BACKEND_NAMES
 
@@ -40,7 +41,9 @@ SDPA_BACKENDS: dict[str, SDPBackend] = {name: getattr(SDPBackend, b) for name, b
 
 
 def hf_implementation(name: str) -> str:
-    """The attn_implementation transformers is asked for."""
+    """The attn_implementation transformers is asked for (sdpa-varlen: registered first)."""
+    if name == varlen.NAME:
+        return varlen.registered_name()
     return "sdpa" if name in SDPA_BACKENDS else name
 
 
@@ -50,8 +53,10 @@ def attention_context(name: str) -> contextlib.AbstractContextManager:
     return sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
 
 
-def unavailable_reason(name: str, device: torch.device) -> str | None:
-    """Why this implementation cannot run on this machine, or None when it may."""
+def unavailable_reason(name: str, device: torch.device, dtype: torch.dtype | None = None) -> str | None:
+    """Why this implementation cannot run on this machine (in this dtype, where given), or None when it may."""
+    if name == varlen.NAME:
+        return varlen.unavailable_reason(device, dtype)
     if name in FLASH_PACKAGES:
         if device.type != "cuda":
             return f"{name} needs a CUDA GPU"

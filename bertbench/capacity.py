@@ -1,0 +1,140 @@
+"""The largest batch that fits in memory: doubling until a probe fails, then bisection.
+
+A probe is one forward or one training step at a batch size; it fits or runs out of memory.
+Doubling from `start` finds a batch that fails in about log2(N / start) probes, and bisection
+between the last fit and the first failure takes about log2(N) more, so the search costs
+O(log N) probes where a linear scan would cost N. It assumes that what fits at one batch fits
+at every smaller one (memory grows with the batch); a probe that breaks that shows up in the
+list of probes, where a row can show it.
+
+largest_batch knows only a `fits` callable, no torch: oom_probe turns a call per batch into
+one, catching out-of-memory and freeing what the failed probe left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from bertbench.failures import one_line, release_memory
+
+Probe = Callable[[int], "bool | str"]
+
+
+@dataclass(frozen=True)
+class CapacityResult:
+    """What the search found.
+
+    status: "ok" (largest fits and largest + 1 does not; largest is 0 when not even `start`
+    ... down to 1 fits), "limit" (everything probed up to `limit` fitted: the capacity is at
+    least `limit`) or "error" (a probe raised something other than out-of-memory: largest and
+    smallest_failure are the bounds known until then, detail says what was raised).
+    """
+
+    largest: int  # the largest batch seen to fit; 0 if none did
+    smallest_failure: int | None  # the smallest batch seen not to fit; None if none failed
+    probes: tuple[tuple[int, bool], ...]  # (batch, fitted) in the order probed
+    status: str  # ok, limit or error
+    detail: str
+
+    @property
+    def probe_count(self) -> int:
+        return len(self.probes)
+
+
+class _Search:
+    """The bounds and probes of one search; a probe that raises ends it."""
+
+    def __init__(self, fits: Probe):
+        self.fits = fits
+        self.largest, self.failure = 0, None
+        self.probes: list[tuple[int, bool]] = []
+        self.reasons: dict[int, str] = {}  # why a batch did not fit, where the probe said
+
+    def probe(self, batch: int) -> bool:
+        answer = self.fits(batch)
+        fitted = answer is True
+        if isinstance(answer, str):
+            self.reasons[batch] = answer
+        self.probes.append((batch, fitted))
+        if fitted:
+            self.largest = max(self.largest, batch)
+        else:
+            self.failure = batch if self.failure is None else min(self.failure, batch)
+        return fitted
+
+    def result(self, status: str, detail: str) -> CapacityResult:
+        return CapacityResult(self.largest, self.failure, tuple(self.probes), status, detail)
+
+
+def largest_batch(fits: Probe, start: int = 1, limit: int = 2**16) -> CapacityResult:
+    """The largest batch in [1, limit] for which `fits(batch)` holds.
+
+    fits(batch) runs one probe and returns True when it fits, False (or a string saying why)
+    when it runs out of memory, and raises for anything else, which ends the search with
+    status "error". Batches are probed at start, 2 start, 4 start, ... (the last one clamped to
+    limit) until one fails, then bisected between the last fit and that failure.
+    """
+    if not 1 <= start <= limit:
+        raise ValueError(f"need 1 <= start <= limit, got start={start}, limit={limit}")
+    search = _Search(fits)
+    try:
+        batch = start
+        while search.probe(batch):
+            if batch == limit:
+                return search.result("limit", f"every batch probed up to the limit {limit} fitted")
+            batch = min(2 * batch, limit)
+        low, high = search.largest, batch  # low fits (0: trivially), high does not
+        while high - low > 1:
+            middle = (low + high) // 2
+            if search.probe(middle):
+                low = middle
+            else:
+                high = middle
+    except Exception as e:
+        return search.result("error", one_line(e))
+    failure = search.failure
+    assert failure is not None
+    why = f": {search.reasons[failure]}" if failure in search.reasons else ""
+    if search.largest == 0:
+        return search.result("ok", f"no batch fits: batch {failure} does not{why}")
+    return search.result("ok", f"batch {search.largest} fits, {failure} does not{why}")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether an error means the device ran out of memory.
+
+    torch.OutOfMemoryError is the caching allocator's; cuBLAS reports a failed workspace
+    allocation as a plain RuntimeError (CUBLAS_STATUS_ALLOC_FAILED), which is the same limit
+    reached by another road.
+    """
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "CUBLAS_STATUS_ALLOC_FAILED" in str(error)
+
+
+def oom_probe(call_for_batch: Callable[[int], Callable[[], object]], device: torch.device) -> Callable[[int], bool]:
+    """A `fits` for largest_batch: build the call for a batch, make it once, wait for the device.
+
+    Out of memory anywhere (building the inputs or the call) gives False; anything else is
+    raised. Memory is freed after every probe, fitted or not, outside the except block (whose
+    frames hold the failed tensors), so that each probe starts from the same free memory.
+    """
+
+    def fits(batch: int) -> bool:
+        fitted = False
+        try:
+            output = call_for_batch(batch)()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            del output
+            fitted = True
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+        release_memory(device)
+        return fitted
+
+    return fits
