@@ -21,6 +21,7 @@ from bertbench.config import (
     GPU_DEFAULTS,
     GPU_SWEEP,
     PAD_FRACTIONS,
+    TORCH_DTYPES,
     GridPoint,
     RunConfig,
     TimingPlan,
@@ -109,9 +110,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
 
     from bertbench.models import unavailable_reason
 
-    everything = [
-        n for n in IMPLEMENTATIONS if n != args.baseline and unavailable_reason(n, torch.device(device)) is None
-    ]
+    where = torch.device(device), getattr(torch, TORCH_DTYPES[dtype])
+    everything = [n for n in IMPLEMENTATIONS if n != args.baseline and unavailable_reason(n, *where) is None]
     implementations = tuple(
         dict.fromkeys(n for name in args.optimization for n in (everything if name == "all" else [name]))
     )

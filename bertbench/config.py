@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-DTYPES = ("fp32", "fp16", "bf16")
+TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+DTYPES = tuple(TORCH_DTYPES)
 
 # The seed's grid, and the smaller one (with the tiny preset) a CPU-only machine runs by default.
 GPU_SWEEP = {"batch_sizes": (1, 2, 4, 8, 16, 32, 64, 128), "seqlens": (128, 256, 512)}
@@ -82,7 +83,7 @@ class RunConfig:
     def torch_dtype(self) -> torch.dtype:
         import torch
 
-        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
+        return getattr(torch, TORCH_DTYPES[self.dtype])
 
     def as_dict(self) -> dict:
         """The configuration as JSON-ready data (paths as strings)."""

@@ -69,9 +69,9 @@ class TaskModels:
                 self.reference_failure = f"no float32 reference ({one_line(e)})"
                 release_memory(device)
         for name in config.implementations:
-            reason = unavailable_reason(name, device)
+            reason = unavailable_reason(name, device, dtype)
             if reason is None and config.packed and name not in VARLEN:
-                reason = f"{name} has no variable-length path; --packed runs {' and '.join(VARLEN)}"
+                reason = f"{name} has no variable-length path; --packed runs {', '.join(VARLEN)}"
             if reason is not None:
                 self.failed[name] = Failure("unavailable", reason)
                 continue
