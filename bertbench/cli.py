@@ -25,8 +25,9 @@ from bertbench.config import (
     RunConfig,
     TimingPlan,
 )
+from bertbench.csvfile import scan
 from bertbench.flags import UsageError, build_parser
-from bertbench.results import HeaderMismatch, check_header, csv_path
+from bertbench.results import ResultsError, csv_path
 
 LIMITS = {  # flag: (lowest, highest) accepted; beyond these a value is a typo, not a benchmark
     "--batch-size": (1, 2**20),
@@ -211,8 +212,9 @@ def _check_output_dir(output_dir: Path, tasks: tuple[str, ...]) -> None:
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             raise UsageError(f"{path}: not readable and writable")
         try:
-            check_header(path)
-        except HeaderMismatch as e:
+            if path.exists():
+                scan(path)
+        except ResultsError as e:
             raise UsageError(str(e)) from None
 
 
