@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from bertbench import distributed
+from bertbench import distributed, signals
 from bertbench.catalog import IMPLEMENTATIONS, PRESET_POSITIONS, TASKS
 from bertbench.config import (
     CPU_DEFAULTS,
@@ -27,7 +28,7 @@ from bertbench.config import (
 )
 from bertbench.csvfile import scan
 from bertbench.flags import UsageError, build_parser
-from bertbench.results import ResultsError, csv_path
+from bertbench.results import ResultsError, csv_path, part_paths
 
 LIMITS = {  # flag: (lowest, highest) accepted; beyond these a value is a typo, not a benchmark
     "--batch-size": (1, 2**20),
@@ -99,7 +100,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         raise UsageError("--cuda-graphs needs a CUDA GPU")
     defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
     points = _grid(args, defaults, GPU_SWEEP if on_gpu else CPU_SWEEP)
-    positions = _check_model(args.model) if args.model is not None else PRESET_POSITIONS
+    model_path = os.path.expanduser(args.model) if args.model is not None else None
+    positions = _check_model(model_path) if model_path is not None else PRESET_POSITIONS
     longest = max(p.max_seqlen for p in points)
     if longest > positions:
         raise UsageError(
@@ -120,7 +122,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     return RunConfig(
         tasks=tasks,
         model_size=args.model_size or defaults["model_size"],
-        model_path=args.model,
+        model_path=model_path,
         implementations=implementations,
         baseline=args.baseline,
         device=device,
@@ -182,40 +184,73 @@ def _grid(args, defaults: dict, sweep_defaults: dict) -> tuple[GridPoint, ...]:
 
 
 def _check_model(name: str) -> int:
-    """The checkpoint's positions; a path that is not a directory, or an id that cannot be
-    read (offline: not in the local cache), is one line."""
+    """The checkpoint's positions. A name that looks like a path must be a directory; any
+    other name is a Hub id, which from_pretrained resolves (offline: from the local cache).
+    Whatever fails to load is one line."""
     looks_local = name.startswith((".", "/", "~")) or os.path.exists(name)
     if looks_local and not os.path.isdir(name):
-        raise UsageError(f"--model {name}: no such directory")
+        what = "a file, not a checkpoint directory" if os.path.exists(name) else "no such directory"
+        raise UsageError(f"--model {name}: {what}")
     from bertbench.models import load_config
 
     try:
         config = load_config(name)
     except Exception as e:  # any failure to read it is the user's input, not a crash
         raise UsageError(f"--model {name}: cannot load a BERT config ({_first_line(e)})") from None
-    return int(config.max_position_embeddings)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions < 1:
+        raise UsageError(f"--model {name}: its config has no valid max_position_embeddings ({positions!r})")
+    return positions
 
 
 def _check_output_dir(output_dir: Path, tasks: tuple[str, ...]) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UsageError(f"--output-dir {output_dir}: not a directory")
+    """Everything the run will write, checked without changing anything: the directory (or,
+    when it does not exist yet, the nearest one above it, where it will be created) must take
+    a new file, tried by creating one since root ignores permission bits; runs/ likewise when
+    present; each task's CSV and part files must be our results files, readable and writable.
+    A damaged tail or an older layout passes: the run repairs or migrates it."""
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--output-dir {output_dir}: cannot create it ({e.strerror})") from None
-    if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise UsageError(f"--output-dir {output_dir}: not writable")
-    for task in tasks:
-        path = csv_path(output_dir, task)
-        if path.exists() and not path.is_file():
-            raise UsageError(f"{path}: not a file")
-        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-            raise UsageError(f"{path}: not readable and writable")
+        existing = output_dir
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UsageError(f"--output-dir {output_dir}: {existing} is not a directory")
+        _check_writable(existing, f"--output-dir {output_dir}")
+        runs = output_dir / "runs"
+        if runs.exists():
+            if not runs.is_dir():
+                raise UsageError(f"{runs}: not a directory (run manifests go there)")
+            _check_writable(runs, str(runs))
+        for task in tasks:
+            for path in [csv_path(output_dir, task), *part_paths(output_dir, task)]:
+                _check_results_file(path)
+    except (OSError, ValueError) as e:  # a path the system cannot even look at (too long, NUL, ...)
+        raise UsageError(f"--output-dir {output_dir}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _check_writable(folder: Path, name: str) -> None:
+    with signals.deferred():  # the probe is never left behind
         try:
-            if path.exists():
-                scan(path)
-        except ResultsError as e:
-            raise UsageError(str(e)) from None
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".bertbench-probe-")
+        except OSError as e:
+            raise UsageError(f"{name}: cannot create files in {folder} ({e.strerror or e})") from None
+        os.close(fd)
+        os.unlink(probe)
+
+
+def _check_results_file(path: Path) -> None:
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file")
+    try:
+        os.close(os.open(path, os.O_RDWR))  # opening changes nothing
+    except OSError as e:
+        raise UsageError(f"{path}: cannot open it for reading and appending ({e.strerror or e})") from None
+    try:
+        scan(path)
+    except ResultsError as e:
+        raise UsageError(str(e)) from None
 
 
 def _first_line(e: BaseException) -> str:
