@@ -264,8 +264,23 @@ def fail(message: str, code: int = 2, prog: str = "bertbench") -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
-    """The benchmark (console script `bertbench`, and `python benchmark_bert.py`)."""
-    argv = sys.argv[1:] if argv is None else argv
+    """The benchmark (console script `bertbench`, and `python benchmark_bert.py`).
+
+    Exit codes: 0 every requested point has an ok row or an honest unavailable, oom or
+    mismatch row; 1 some row is an error, nothing requested could run, or the results
+    could not be written; 2 bad input; 130 / 143 SIGINT / SIGTERM (rows written stay whole).
+    """
+    with signals.handled():  # first, before PyTorch loads: an interrupted import is one line too
+        where: list[Path] = []
+        try:
+            return _main(sys.argv[1:] if argv is None else argv, prog, where)
+        except KeyboardInterrupt as e:
+            kept = f"; every row finished so far is in {where[0]}/" if where else ""
+            fail(f"{signals.describe(e)}{kept}", signals.exit_code(e), prog)
+    return 0  # not reached: fail raises SystemExit
+
+
+def _main(argv: list[str], prog: str, where: list[Path]) -> int:
     if argv[:1] == ["compare"]:
         from bertbench.compare import main as compare
 
@@ -274,6 +289,7 @@ def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
         config = parse_args(argv, prog)
     except UsageError as e:
         fail(str(e), prog=prog)
+    where.append(config.output_dir)
     from bertbench.console import describe, summarize
     from bertbench.sweep import run
 
@@ -281,10 +297,21 @@ def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
     start = time.perf_counter()
     try:
         rows = run(config)
-    except KeyboardInterrupt:
-        fail(f"interrupted; every row finished so far is in {config.output_dir}/", 130, prog)
+    except ResultsError as e:
+        fail(str(e), 1, prog)
+    except OSError as e:  # e.g. a full disk while writing
+        fail(f"cannot write the results: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", 1, prog)
     print(summarize(rows))
     print(f"{len(rows)} rows appended under {config.output_dir}/ in {time.perf_counter() - start:.1f} s")
+    errors = [r for r in rows if r.status == "error"]
+    if errors:
+        first = errors[0]
+        fail(
+            f"{len(errors)} of {len(rows)} rows are errors; the first, {first.task} {first.attn_implementation} "
+            f"at batch {first.batch_size} x seqlen {first.max_seqlen}: {first.detail}",
+            1,
+            prog,
+        )
     measured = [r for r in rows if r.status in ("ok", "mismatch")]
     if rows and not measured:
         reasons = sorted({f"{r.attn_implementation}: {r.detail}" for r in rows})
