@@ -20,7 +20,7 @@ from bertbench.environment import device_name, manifest, new_run_id, versions, w
 from bertbench.holder import TaskModels
 from bertbench.measure import matmul_tflops
 from bertbench.point import measure_point
-from bertbench.results import ResultsFile, csv_path, finished_keys, merge_parts, part_path
+from bertbench.results import ResultsFile, csv_path, finished_keys, merge_parts, part_path, part_paths, prepare
 from bertbench.rows import RunFacts, failed_rows, point_rows, point_template
 from bertbench.schema import Row, row_key
 
@@ -53,8 +53,9 @@ def run(config: RunConfig, progress: bool = True) -> list[Row]:
 def pending_points(
     task: str, config: RunConfig, facts: RunFacts, rank: distributed.Rank
 ) -> list[tuple[GridPoint, list[str]]]:
-    """The points this rank measures, each with the implementations not yet done there."""
-    done = finished_keys(config.output_dir, task) if config.resume else set()
+    """The points this rank measures, each with the implementations not yet done there
+    (--resume: see results.done_for_resume for what counts as done)."""
+    done = finished_keys(config.output_dir, task, facts.versions) if config.resume else set()
     todo = []
     for point in config.points:
         template = point_template(facts, task, point, config)
@@ -67,12 +68,14 @@ def pending_points(
 
 
 def _run_task(task: str, config: RunConfig, facts: RunFacts, rank: distributed.Rank, progress: bool) -> list[Row]:
+    for existing in (csv_path(config.output_dir, task), *part_paths(config.output_dir, task)):
+        prepare(existing)  # a crash's cut tail moved aside, an older layout migrated, before --resume reads
     todo = pending_points(task, config, facts, rank)
     if not todo:
         return []
     path = part_path(config.output_dir, task, rank.rank) if rank.distributed else csv_path(config.output_dir, task)
+    results = ResultsFile(path)  # before the models load: a file that cannot be appended to is known at once
     models = TaskModels(task, config)
-    results = ResultsFile(path)
     written = []
     try:
         for point, pending in tqdm(todo, desc=task, unit="point", disable=None if progress else True, leave=False):
