@@ -7,12 +7,17 @@ The same as the `bertbench` command; see docs/reference.md for every flag and co
 
 import sys
 
-from bertbench import cli
+from bertbench import signals
+
+PROG = "benchmark_bert.py"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(argv, prog="benchmark_bert.py")
+    from bertbench import cli
+
+    return cli.main(argv, prog=PROG)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    signals.install()  # before anything heavy loads: Ctrl-C or SIGTERM at any moment is one line
+    sys.exit(signals.guard(main, PROG))

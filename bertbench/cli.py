@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from bertbench import distributed
+from bertbench import distributed, signals
 from bertbench.catalog import IMPLEMENTATIONS, PRESET_POSITIONS, TASKS
 from bertbench.config import (
     CPU_DEFAULTS,
@@ -26,8 +27,9 @@ from bertbench.config import (
     RunConfig,
     TimingPlan,
 )
+from bertbench.csvfile import scan
 from bertbench.flags import UsageError, build_parser
-from bertbench.results import HeaderMismatch, check_header, csv_path
+from bertbench.results import ResultsError, csv_path, part_paths
 
 LIMITS = {  # flag: (lowest, highest) accepted; beyond these a value is a typo, not a benchmark
     "--batch-size": (1, 2**20),
@@ -99,7 +101,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         raise UsageError("--cuda-graphs needs a CUDA GPU")
     defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
     points = _grid(args, defaults, GPU_SWEEP if on_gpu else CPU_SWEEP)
-    positions = _check_model(args.model) if args.model is not None else PRESET_POSITIONS
+    model_path = os.path.expanduser(args.model) if args.model is not None else None
+    positions = _check_model(model_path) if model_path is not None else PRESET_POSITIONS
     longest = max(p.max_seqlen for p in points)
     if longest > positions:
         raise UsageError(
@@ -119,7 +122,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     return RunConfig(
         tasks=tasks,
         model_size=args.model_size or defaults["model_size"],
-        model_path=args.model,
+        model_path=model_path,
         implementations=implementations,
         baseline=args.baseline,
         device=device,
@@ -181,39 +184,73 @@ def _grid(args, defaults: dict, sweep_defaults: dict) -> tuple[GridPoint, ...]:
 
 
 def _check_model(name: str) -> int:
-    """The checkpoint's positions; a path that is not a directory, or an id that cannot be
-    read (offline: not in the local cache), is one line."""
+    """The checkpoint's positions. A name that looks like a path must be a directory; any
+    other name is a Hub id, which from_pretrained resolves (offline: from the local cache).
+    Whatever fails to load is one line."""
     looks_local = name.startswith((".", "/", "~")) or os.path.exists(name)
     if looks_local and not os.path.isdir(name):
-        raise UsageError(f"--model {name}: no such directory")
+        what = "a file, not a checkpoint directory" if os.path.exists(name) else "no such directory"
+        raise UsageError(f"--model {name}: {what}")
     from bertbench.models import load_config
 
     try:
         config = load_config(name)
     except Exception as e:  # any failure to read it is the user's input, not a crash
         raise UsageError(f"--model {name}: cannot load a BERT config ({_first_line(e)})") from None
-    return int(config.max_position_embeddings)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions < 1:
+        raise UsageError(f"--model {name}: its config has no valid max_position_embeddings ({positions!r})")
+    return positions
 
 
 def _check_output_dir(output_dir: Path, tasks: tuple[str, ...]) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UsageError(f"--output-dir {output_dir}: not a directory")
+    """Everything the run will write, checked without changing anything: the directory (or,
+    when it does not exist yet, the nearest one above it, where it will be created) must take
+    a new file, tried by creating one since root ignores permission bits; runs/ likewise when
+    present; each task's CSV and part files must be our results files, readable and writable.
+    A damaged tail or an older layout passes: the run repairs or migrates it."""
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--output-dir {output_dir}: cannot create it ({e.strerror})") from None
-    if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise UsageError(f"--output-dir {output_dir}: not writable")
-    for task in tasks:
-        path = csv_path(output_dir, task)
-        if path.exists() and not path.is_file():
-            raise UsageError(f"{path}: not a file")
-        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-            raise UsageError(f"{path}: not readable and writable")
+        existing = output_dir
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UsageError(f"--output-dir {output_dir}: {existing} is not a directory")
+        _check_writable(existing, f"--output-dir {output_dir}")
+        runs = output_dir / "runs"
+        if runs.exists():
+            if not runs.is_dir():
+                raise UsageError(f"{runs}: not a directory (run manifests go there)")
+            _check_writable(runs, str(runs))
+        for task in tasks:
+            for path in [csv_path(output_dir, task), *part_paths(output_dir, task)]:
+                _check_results_file(path)
+    except (OSError, ValueError) as e:  # a path the system cannot even look at (too long, NUL, ...)
+        raise UsageError(f"--output-dir {output_dir}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _check_writable(folder: Path, name: str) -> None:
+    with signals.deferred():  # the probe is never left behind
         try:
-            check_header(path)
-        except HeaderMismatch as e:
-            raise UsageError(str(e)) from None
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".bertbench-probe-")
+        except OSError as e:
+            raise UsageError(f"{name}: cannot create files in {folder} ({e.strerror or e})") from None
+        os.close(fd)
+        os.unlink(probe)
+
+
+def _check_results_file(path: Path) -> None:
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file")
+    try:
+        os.close(os.open(path, os.O_RDWR))  # opening changes nothing
+    except OSError as e:
+        raise UsageError(f"{path}: cannot open it for reading and appending ({e.strerror or e})") from None
+    try:
+        scan(path)
+    except ResultsError as e:
+        raise UsageError(str(e)) from None
 
 
 def _first_line(e: BaseException) -> str:
@@ -227,8 +264,23 @@ def fail(message: str, code: int = 2, prog: str = "bertbench") -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
-    """The benchmark (console script `bertbench`, and `python benchmark_bert.py`)."""
-    argv = sys.argv[1:] if argv is None else argv
+    """The benchmark (console script `bertbench`, and `python benchmark_bert.py`).
+
+    Exit codes: 0 every requested point has an ok row or an honest unavailable, oom or
+    mismatch row; 1 some row is an error, nothing requested could run, or the results
+    could not be written; 2 bad input; 130 / 143 SIGINT / SIGTERM (rows written stay whole).
+    """
+    with signals.handled():  # first, before PyTorch loads: an interrupted import is one line too
+        where: list[Path] = []
+        try:
+            return _main(sys.argv[1:] if argv is None else argv, prog, where)
+        except KeyboardInterrupt as e:
+            kept = f"; every row finished so far is in {where[0]}/" if where else ""
+            fail(f"{signals.describe(e)}{kept}", signals.exit_code(e), prog)
+    return 0  # not reached: fail raises SystemExit
+
+
+def _main(argv: list[str], prog: str, where: list[Path]) -> int:
     if argv[:1] == ["compare"]:
         from bertbench.compare import main as compare
 
@@ -237,6 +289,7 @@ def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
         config = parse_args(argv, prog)
     except UsageError as e:
         fail(str(e), prog=prog)
+    where.append(config.output_dir)
     from bertbench.console import describe, summarize, time_share
     from bertbench.sweep import RunStats, run
 
@@ -244,12 +297,23 @@ def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
     start, stats = time.perf_counter(), RunStats()
     try:
         rows = run(config, stats=stats)
-    except KeyboardInterrupt:
-        fail(f"interrupted; every row finished so far is in {config.output_dir}/", 130, prog)
+    except ResultsError as e:
+        fail(str(e), 1, prog)
+    except OSError as e:  # e.g. a full disk while writing
+        fail(f"cannot write the results: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", 1, prog)
     wall = time.perf_counter() - start
     print(summarize(rows))
     print(f"{len(rows)} rows appended under {config.output_dir}/ in {wall:.1f} s")
     print(time_share(stats.timed_s, wall))
+    errors = [r for r in rows if r.status == "error"]
+    if errors:
+        first = errors[0]
+        fail(
+            f"{len(errors)} of {len(rows)} rows are errors; the first, {first.task} {first.attn_implementation} "
+            f"at batch {first.batch_size} x seqlen {first.max_seqlen}: {first.detail}",
+            1,
+            prog,
+        )
     measured = [r for r in rows if r.status in ("ok", "mismatch")]
     if rows and not measured:
         reasons = sorted({f"{r.attn_implementation}: {r.detail}" for r in rows})

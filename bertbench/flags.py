@@ -51,6 +51,7 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
     )
     what.add_argument(
         "--model",
+        type=text,
         default=None,
         metavar="PATH_OR_ID",
         help="load this checkpoint with from_pretrained instead of a preset",
@@ -149,8 +150,13 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
     how.add_argument("--seed", type=whole, default=0, help="seed of the weights and of every batch")
 
     out = p.add_argument_group("results")
-    out.add_argument("--output-dir", type=Path, default=Path("results"), help="where <task>.csv is appended")
-    out.add_argument("--resume", action="store_true", help="skip grid points already in the CSV with status ok")
+    out.add_argument("--output-dir", type=path, default=Path("results"), help="where <task>.csv is appended")
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the implementations and grid points already in the CSV as ok or mismatch, or as unavailable "
+        "with the same torch, transformers, flash-attn and CUDA",
+    )
     return p
 
 
@@ -162,6 +168,20 @@ def finite(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
+
+
+def text(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def path(value: str) -> Path:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    if "\0" in value:
+        raise argparse.ArgumentTypeError(f"not a path: {value!r}")
+    return Path(value)
 
 
 def whole(text: str) -> int:

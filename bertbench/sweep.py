@@ -20,7 +20,7 @@ from bertbench.environment import device_name, manifest, new_run_id, versions, w
 from bertbench.holder import TaskModels
 from bertbench.measure import matmul_tflops
 from bertbench.point import measure_point
-from bertbench.results import ResultsFile, csv_path, finished_keys, merge_parts, part_path
+from bertbench.results import ResultsFile, csv_path, finished_keys, merge_parts, part_path, part_paths, prepare
 from bertbench.rows import RunFacts, failed_rows, point_rows, point_template
 from bertbench.schema import Row, row_key
 
@@ -46,6 +46,9 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
         facts = RunFacts(
             run_id, config.model_name, config.baseline, device_name(device), config.dtype, peak, versions(device)
         )
+        for task in config.tasks:  # a crash's cut tail moved aside, an older layout migrated, before --resume reads
+            for existing in (csv_path(config.output_dir, task), *part_paths(config.output_dir, task)):
+                prepare(existing)
         todo = {task: pending_points(task, config, facts, rank) for task in config.tasks}
         costs = [point_cost(p) * (1 + len(pending)) for task in config.tasks for p, pending in todo[task]]
         bar = Progress(costs, enabled=progress)
@@ -63,8 +66,9 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
 def pending_points(
     task: str, config: RunConfig, facts: RunFacts, rank: distributed.Rank
 ) -> list[tuple[GridPoint, list[str]]]:
-    """The points this rank measures, each with the implementations not yet done there."""
-    done = finished_keys(config.output_dir, task) if config.resume else set()
+    """The points this rank measures, each with the implementations not yet done there
+    (--resume: see results.done_for_resume for what counts as done)."""
+    done = finished_keys(config.output_dir, task, facts.versions) if config.resume else set()
     todo = []
     for point in config.points:
         template = point_template(facts, task, point, config)
@@ -88,8 +92,8 @@ def _run_task(
     if not todo:
         return []
     path = part_path(config.output_dir, task, rank.rank) if rank.distributed else csv_path(config.output_dir, task)
+    results = ResultsFile(path)  # before the models load: a file that cannot be appended to is known at once
     models = TaskModels(task, config)
-    results = ResultsFile(path)
     written = []
     try:
         for point, pending in todo:

@@ -1,3 +1,6 @@
+import hashlib
+import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +145,108 @@ def test_help_documents_every_flag():
     )
     for flag in flags.split():
         assert flag in text
+
+
+# --- fuzz: random flags and values never end in anything but a clean parse or one UsageError line ---
+
+NUMBER_FLAGS = ["--batch-size", "--max-seqlen", "--avg-seqlen", "--seqlen-stdev", "--num-batches", "--min-batches"]
+NUMBER_FLAGS += ["--time-budget-ms", "--warmup", "--seed"]
+LIST_FLAGS = ["--batch-sizes", "--seqlens", "--pad-fractions"]
+VALUES = ["nan", "inf", "-inf", "NaN", "-1", "0", "-0", "1", "2", "16", "0.5", "1.5", "1e308", "1e400", "2e9"]
+VALUES += ["99999999999999999999999", "", " ", "abc", "1_0", " 3 ", "0x10", "1e-9", "\u0661\u0662", "--", "-"]
+SWITCHES = [["--sweep"], ["--packed"], ["--no-use-mask"], ["--resume"], ["--compile"], ["--cuda-graphs"]]
+SWITCHES += [["--use-half"], ["--no-use-half"], ["--mode", "train"], ["--dtype", "bf16"], ["--dtype", "fp64"]]
+SWITCHES += [["--use-cuda"], ["--attn", "sdpa"], ["--attn", "all"], ["--bogus"], ["--baseline", "sdpa"]]
+CHOICES = {"--task": ["qa", "mlm", "all", "nope", ""], "--model-size": ["tiny", "mini", "huge", ""]}
+CHOICES["--optimization"] = ["sdpa", "flash_attention_2", "sdpa-math", "nope", ""]
+
+
+@pytest.fixture
+def paths(tmp_path):
+    """Output directories and checkpoints of every kind a user may name by mistake."""
+    (tmp_path / "file").write_text("not a directory")
+    (tmp_path / "csv-dir" / "qa.csv").mkdir(parents=True)
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "qa.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "damaged").mkdir()
+    header = (ROOT / "results/h100/qa.csv").read_text().splitlines()[0]
+    (tmp_path / "damaged" / "qa.csv").write_text(f"{header}\nshort,row\n{header}\n")
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older" / "qa.csv").write_bytes((ROOT / "results/h100/qa.csv").read_bytes())
+    (tmp_path / "older" / "mlm.csv").write_bytes((ROOT / "results/h100/mlm.csv").read_bytes())
+    (tmp_path / "empty-checkpoint").mkdir()
+    outputs = [tmp_path / n for n in ("fresh", "file", "csv-dir", "foreign", "damaged", "older")]
+    outputs += [tmp_path / "file" / "below", tmp_path / ("x" * 300), Path("/sys/kernel"), Path("/proc/1/nope")]
+    models = [tmp_path / "file", tmp_path / "missing", tmp_path / "empty-checkpoint", "./no/such"]
+    return tmp_path, [str(p) for p in outputs] + [""], [str(p) for p in models] + ["", " "]
+
+
+def random_argv(rng: random.Random, outputs: list[str], models: list[str]) -> list[str]:
+    argv = ["--no-use-cuda"] if rng.random() < 0.9 else []
+    for _ in range(rng.randint(0, 6)):
+        kind = rng.random()
+        if kind < 0.45:
+            argv += [rng.choice(NUMBER_FLAGS), rng.choice(VALUES)]
+        elif kind < 0.6:
+            argv += [rng.choice(LIST_FLAGS), *rng.choices(VALUES, k=rng.randint(0, 3))]
+        elif kind < 0.8:
+            argv += rng.choice(SWITCHES)
+        else:
+            flag = rng.choice(list(CHOICES))
+            argv += [flag, rng.choice(CHOICES[flag])]
+    if rng.random() < 0.15:
+        argv += ["--model", rng.choice(models)]
+    return [*argv, "--output-dir", rng.choice(outputs)]
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    files = (p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_random_flags_parse_cleanly_or_fail_in_one_line_and_change_no_file(paths, monkeypatch):
+    root, outputs, models = paths
+    monkeypatch.chdir(root)
+    before = tree_hashes(root)
+    rng = random.Random(1234)
+    outcomes = {"parsed": 0, "refused": 0}
+    for _ in range(300):
+        argv = random_argv(rng, outputs, models)
+        try:
+            parse_args(argv)
+            outcomes["parsed"] += 1
+        except UsageError as e:
+            assert "\n" not in str(e) and str(e), argv
+            outcomes["refused"] += 1
+    assert outcomes["parsed"] > 15 and outcomes["refused"] > 150, outcomes  # both paths were exercised
+    assert tree_hashes(root) == before  # checking never changes, creates or repairs anything
+
+
+def test_random_flags_through_the_script_never_print_a_traceback(paths):
+    """A few of the refused combinations, and one valid run beside results it must not touch."""
+    root, outputs, models = paths
+    rng = random.Random(99)
+    refused = []
+    while len(refused) < 5:
+        argv = random_argv(rng, outputs, models)
+        try:
+            parse_args(argv)
+        except UsageError:
+            refused.append(argv)
+    valid = ["--no-use-cuda", "--task", "classification", "--optimization", "sdpa", "--batch-size", "1"]
+    valid += ["--max-seqlen", "16", "--num-batches", "1", "--warmup", "0", "--output-dir", str(root / "older")]
+    before = tree_hashes(root)
+    procs = [
+        subprocess.Popen([sys.executable, str(ROOT / "benchmark_bert.py"), *argv], cwd=root, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
+                         "HF_HUB_OFFLINE": "1"})
+        for argv in [*refused, valid]
+    ]  # fmt: skip
+    for argv, proc in zip([*refused, valid], procs, strict=True):
+        _, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err and proc.returncode == (0 if argv is valid else 2), (argv, err)
+        if argv is not valid:
+            assert len(err.splitlines()) == 1, err
+    after = tree_hashes(root)
+    changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+    assert {name for name in changed if not name.startswith("older/runs/")} == {"older/classification.csv"}

@@ -1,9 +1,19 @@
+import csv
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from bertbench.results import (
+    DamagedFile,
     HeaderMismatch,
     ResultsFile,
+    done_for_resume,
     finished_keys,
+    load_rows,
     merge_parts,
     part_path,
     read_rows,
@@ -25,6 +35,10 @@ def row(**kw):
         avg_seqlen=16.0,
         seqlen_stdev=10.0,
         use_mask=True,
+        packed=False,
+        mode="inference",
+        cuda_graphs=False,
+        compile=False,
         status="ok",
         latency_ms=float("nan"),
     )
@@ -85,3 +99,174 @@ def test_a_file_with_other_columns_is_never_mixed(tmp_path):
     with pytest.raises(HeaderMismatch, match=str(path)):
         ResultsFile(path)
     assert path.read_text() == "task,latency\nqa,1.0\n"
+
+
+# --- reliability: damaged tails, older layouts, foreign files, resume, concurrent writers ---
+
+FIRST_HEADER = (  # the columns of the first published version (git show 54464c6:bertbench/results.py)
+    "timestamp,run_id,task,model,attn_implementation,runs,baseline,device,dtype,batch_size,max_seqlen,avg_seqlen,"
+    "pad_fraction,seqlen_stdev,use_mask,real_tokens,num_batches,num_batches_baseline,latency_ms_baseline,latency_ms,"
+    "latency_ms_mean,latency_ms_p10,latency_ms_p90,speedup_pct,mem_mb_baseline,mem_mb,mem_saved_pct,tokens_per_s,"
+    "gflop,gflop_padded,tflops,tflops_baseline,peak_tflops,max_abs_err,rel_err,status,detail,torch,transformers,"
+    "flash_attn,cuda,git_commit"
+)
+FIRST_LAYOUT = FIRST_HEADER.split(",")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def two_rows(path):
+    results = ResultsFile(path)
+    results.append(row(batch_size=1))
+    results.append(row(batch_size=2))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "tail, reason",
+    [
+        (b"2024-01-01T00:00:00+00:00,run,3,qa,bert-ti", "cut short"),  # power loss mid-row
+        (b"\x00" * 300, "cut short"),  # a block of zeros, as some file systems leave
+        (b"\xff\xfe junk\r\n", "unreadable"),
+        (b"junk\r\n", "1 fields where the header has"),
+    ],
+)
+def test_a_damaged_tail_is_moved_aside_and_the_next_row_starts_on_a_new_line(tmp_path, tail, reason):
+    path = tmp_path / "qa.csv"
+    whole = two_rows(path)
+    path.write_bytes(whole + tail)
+    with pytest.raises(DamagedFile, match=rf"{path} line 4: {reason}"):
+        load_rows(path)  # a read never skips it silently
+    notices = []
+    ResultsFile(path, notices.append).append(row(batch_size=4))
+    (aside,) = tmp_path.glob("qa.csv.damaged-*")
+    assert aside.read_bytes() == tail and re.fullmatch(r"qa\.csv\.damaged-\d{8}T\d{6}\.\d{6}Z", aside.name)
+    assert len(notices) == 1 and "line 4" in notices[0] and aside.name in notices[0]
+    assert path.read_bytes().startswith(whole)
+    assert [r["batch_size"] for r in load_rows(path)] == ["1", "2", "4"]
+
+
+def test_damage_with_rows_after_it_is_refused_and_left_as_it_is(tmp_path):
+    path = tmp_path / "qa.csv"
+    whole = two_rows(path)
+    lines = whole.split(b"\r\n")
+    broken = b"\r\n".join([*lines[:2], b"a,b,c", *lines[2:]])  # a short row before the last one
+    path.write_bytes(broken)
+    for attempt in (load_rows, ResultsFile):
+        with pytest.raises(DamagedFile, match=rf"{path} line 3: 3 fields where the header has {len(COLUMNS)}"):
+            attempt(path)
+    assert path.read_bytes() == broken and list(tmp_path.iterdir()) == [path]
+
+
+def test_an_older_file_of_ours_is_migrated_in_place_keeping_every_value(tmp_path):
+    path = tmp_path / "qa.csv"
+    old = [dict(zip(FIRST_LAYOUT, [f"{c}-{i}" for c in FIRST_LAYOUT], strict=True)) for i in range(3)]
+    for r in old:
+        r.update(status="ok", batch_size="2", detail='a, "quoted"\nvalue')
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, FIRST_LAYOUT)
+        writer.writeheader()
+        writer.writerows(old)
+    assert [r["status"] for r in load_rows(path)] == ["ok"] * 3  # readable before any migration
+    notices = []
+    ResultsFile(path, notices.append).append(row())
+    assert "migrated from an older column layout" in notices[0] and "3 rows kept" in notices[0]
+    with path.open(newline="") as f:
+        migrated = list(csv.DictReader(f))
+    assert tuple(migrated[0]) == COLUMNS and len(migrated) == 4
+    for before, after in zip(old, migrated, strict=False):
+        assert {c: after[c] for c in FIRST_LAYOUT} == before  # every old value as it was
+        assert all(after[c] == "" for c in COLUMNS if c not in FIRST_LAYOUT)  # new columns empty
+    loaded = load_rows(path)[0]
+    assert (loaded["packed"], loaded["mode"], loaded["use_mask"], loaded["schema_version"]) == (
+        "False",
+        "inference",
+        "use_mask-0",
+        "",
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["qa.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("name", ["h100/qa.csv", "h100/compile/qa.csv", "h200x2/mlm.csv"])
+def test_the_published_older_results_load_in_the_current_layout(name):
+    path = ROOT / "results" / name
+    with path.open(newline="") as f:
+        raw = list(csv.DictReader(f))
+    rows = load_rows(path)
+    assert len(rows) == len(raw) > 0 and all(tuple(r) == COLUMNS for r in rows)
+    assert all(r[c] == raw[i][c] for i, r in enumerate(rows) for c in raw[i] if raw[i][c])
+    assert {r["packed"] for r in rows} <= {"True", "False"} and {r["mode"] for r in rows} <= {"inference", "train"}
+    assert len(finished_keys(path.parent, path.stem)) > 0  # --resume works on them
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "task,latency\nqa,1.0\n",  # other columns
+        ",".join(c for c in FIRST_LAYOUT if c != "detail") + "\n",  # ours, but without a contract column
+        "\x00\x01binary",
+    ],
+)
+def test_a_file_that_is_not_ours_is_refused_by_every_reader_and_writer(tmp_path, text):
+    path = tmp_path / "qa.csv"
+    path.write_text(text)
+    for attempt in (load_rows, ResultsFile, lambda p: finished_keys(p.parent, "qa")):
+        with pytest.raises(HeaderMismatch, match="is not a bertbench results file"):
+            attempt(path)
+    assert path.read_text() == text
+
+
+def test_resume_counts_settled_unavailable_rows_and_measurements_as_done():
+    versions = {"torch": "2.13", "transformers": "5.0", "flash_attn": "", "cuda": ""}
+    settled = row(status="unavailable", torch="2.13", transformers="5.0", flash_attn="", cuda="")
+    assert done_for_resume({**settled, "status": "ok"}, versions)
+    assert done_for_resume({**settled, "status": "mismatch"}, versions)
+    assert done_for_resume(settled, versions)
+    assert not done_for_resume({**settled, "flash_attn": "2.8.3"}, versions)  # installed since: try again
+    assert not done_for_resume({**settled, "status": "oom"}, versions)
+    assert not done_for_resume({**settled, "status": "error"}, versions)
+
+
+WRITER = """
+import sys
+import time
+from pathlib import Path
+from bertbench.results import ResultsFile
+time.sleep(max(0.0, float(sys.argv[4]) - time.time()))  # every process starts at the same moment
+results = ResultsFile(Path(sys.argv[1]))
+for i in range(int(sys.argv[3])):
+    results.append({"run_id": sys.argv[2], "task": "qa", "batch_size": i, "status": "ok", "detail": "x" * 3000})
+"""
+
+
+@pytest.mark.parametrize("start", ["new", "older layout"])
+def test_many_processes_creating_or_migrating_one_file_write_one_header_and_whole_rows(tmp_path, start):
+    path = tmp_path / "qa.csv"
+    if start == "older layout":
+        path.write_text(",".join(FIRST_LAYOUT) + "\r\n")
+    start_at = str(time.time() + 1.0)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), f"p{i}", "5", start_at], cwd=ROOT, stderr=subprocess.PIPE
+        )
+        for i in range(20)
+    ]
+    errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    assert sum("migrated" in e for e in errors) == (start == "older layout")
+    data = path.read_bytes()
+    assert data.count(b"timestamp,") == 1 and data.endswith(b"\r\n")
+    rows = load_rows(path)
+    assert sorted((r["run_id"], r["batch_size"]) for r in rows) == sorted(
+        (f"p{i}", str(j)) for i in range(20) for j in range(5)
+    )
+    assert all(r["detail"] == "x" * 3000 for r in rows)
+    assert [p.name for p in tmp_path.iterdir()] == ["qa.csv"]
+
+
+def test_an_interrupted_merge_is_not_merged_twice(tmp_path):
+    part = ResultsFile(part_path(tmp_path, "qa", 1))
+    part.append(row(run_id="r1", batch_size=8))
+    part.append(row(run_id="r1", batch_size=2))
+    ResultsFile(tmp_path / "qa.csv").append(row(run_id="r1", batch_size=2))  # merged before the crash
+    assert merge_parts(tmp_path, "qa", lambda r: int(r["batch_size"])) == 1
+    assert [r["batch_size"] for r in load_rows(tmp_path / "qa.csv")] == ["2", "8"]

@@ -1,0 +1,232 @@
+"""A run as a user meets it, in real processes of benchmark_bert.py on the CPU: the reproductions
+of bad paths and ids, Ctrl-C and SIGTERM at several moments, SIGKILL at random moments then
+--resume, two sweeps on one directory, and what the exit code says about the rows."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import benchmark_bert
+from bertbench import signals
+from bertbench.csvfile import scan
+from bertbench.models import LoadedModel
+from bertbench.results import load_rows, read_rows
+from bertbench.schema import COLUMNS, row_key
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+TINY = ["--no-use-cuda", "--model-size", "tiny", "--num-batches", "2", "--warmup", "0", "--task", "qa"]
+GRID = ["--sweep", "--batch-sizes", "1", "2", "4", "--seqlens", "16", "32", "--pad-fractions", "0"]
+SWEEP = [*TINY, *GRID, "--optimization", "sdpa"]
+PROG = "benchmark_bert.py: error: "
+needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc to time the signals")
+
+
+def start(args: list[str], out: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "benchmark_bert.py", *args, "--output-dir", str(out)],
+        cwd=ROOT,
+        env=env or ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def data_rows(path: Path) -> int:
+    """Whole lines after the header (each row of these runs is one line)."""
+    return max(0, path.read_bytes().count(b"\n") - 1) if path.exists() else 0
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Our handlers are in (Python itself leaves SIGTERM to the default action)."""
+    status = proc_file(pid, "status")
+    mask = int(re.search(r"SigCgt:\s*([0-9a-f]+)", status).group(1), 16) if status else 0
+    return bool(mask & (1 << (signal.SIGTERM - 1)))
+
+
+def loads_torch(pid: int) -> bool:
+    return "libtorch" in proc_file(pid, "maps")
+
+
+def proc_file(pid: int, name: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:  # exited meanwhile: the assertions on its exit say why
+        return ""
+
+
+def assert_whole(path: Path) -> list[dict[str, str]]:
+    data = path.read_bytes()
+    assert data.count(b"timestamp,") == 1 and data.endswith(b"\r\n")
+    return load_rows(path)  # raises on any line with the wrong field count
+
+
+def test_the_reproductions_are_one_line_and_exit_2(tmp_path):
+    taken = tmp_path / "taken"
+    (taken / "qa.csv").mkdir(parents=True)
+    cases = [
+        (["--task", "qa", "--output-dir", "/sys/kernel"], "--output-dir /sys/kernel: cannot create files in"),
+        (["--task", "qa", "--output-dir", str(taken)], f"{taken / 'qa.csv'}: not a regular file"),
+        (
+            ["--model", "google-bert/bert-base-uncased", "--output-dir", str(tmp_path / "new")],
+            "--model google-bert/bert-base-uncased: cannot load a BERT config (",
+        ),
+    ]
+    if not Path("/sys/kernel").is_dir():
+        cases.pop(0)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "benchmark_bert.py", "--no-use-cuda", *argv],
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv, _ in cases
+    ]
+    for proc, (_, message) in zip(procs, cases, strict=True):
+        code, _, err = finish(proc)
+        assert code == 2 and err.count("\n") == 1 and err.startswith(PROG + message), err
+    assert not (tmp_path / "new").exists()  # nothing was created for a run that never started
+
+
+@needs_proc
+def test_sigint_and_sigterm_at_any_moment_end_in_one_line_and_130_or_143(tmp_path):
+    """While importing (handlers just installed; PyTorch half loaded) and mid-sweep."""
+    moments = {
+        "first thing": (signal.SIGINT, catches_sigterm),
+        "importing torch": (signal.SIGTERM, loads_torch),
+        "mid-sweep, SIGINT": (signal.SIGINT, None),
+        "mid-sweep, SIGTERM": (signal.SIGTERM, None),
+    }
+    procs = {name: start(SWEEP, tmp_path / str(i)) for i, name in enumerate(moments)}
+    for i, (name, (sig, ready)) in enumerate(moments.items()):
+        proc, csv = procs[name], tmp_path / str(i) / "qa.csv"
+        moment = (lambda p=proc, r=ready: r(p.pid)) if ready else (lambda c=csv: data_rows(c) >= 1)
+        assert wait_until(moment, 120), name
+        proc.send_signal(sig)
+    for i, (name, (sig, ready)) in enumerate(moments.items()):
+        code, out, err = finish(procs[name])
+        assert code == 128 + sig, (name, err)
+        (line,) = err.splitlines()
+        assert line.startswith(f"{PROG}interrupted by {signal.Signals(sig).name}"), (name, line)
+        csv = tmp_path / str(i) / "qa.csv"
+        if ready is None:  # the rows written before the signal are whole
+            assert line.endswith(f"every row finished so far is in {tmp_path / str(i)}/")
+            rows = assert_whole(csv)
+            assert 1 <= len(rows) < 6 and {r["status"] for r in rows} == {"ok"}
+        else:
+            assert not csv.exists() and "tasks qa" not in out  # stopped before the run began
+
+
+def test_a_signal_inside_a_deferred_block_is_raised_when_it_ends():
+    with signals.handled():
+        with pytest.raises(signals.Interrupted) as stopped, signals.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler has run by now, and raised nothing
+            finished = True
+        assert finished and stopped.value.exit_code == 143
+        os.kill(os.getpid(), signal.SIGINT)  # a repeat while winding down is ignored
+        time.sleep(0.05)
+
+
+def test_sigkill_at_random_moments_then_resume_ends_with_every_point_once(tmp_path):
+    rng = random.Random(2024)
+    out = tmp_path / "out"
+    csv = out / "qa.csv"
+    for _ in range(3):
+        proc, before = start([*SWEEP, "--resume"], out), data_rows(csv)
+        if rng.random() < 0.3:  # during start-up
+            wait_until(lambda p=proc: p.poll() is not None, rng.uniform(0.1, 2.0))
+        else:  # while it measures, at a random time after it wrote a row
+            wait_until(lambda p=proc, b=before: p.poll() is not None or data_rows(csv) > b, 120)
+            time.sleep(rng.uniform(0, 0.3))
+        proc.kill()
+        finish(proc)
+        if csv.exists():
+            scan(csv)  # at worst a cut last line, which the next run moves aside
+    code, _, err = finish(start([*SWEEP, "--resume"], out))
+    assert code == 0, err
+    rows = assert_whole(csv)
+    keys = [row_key(r) for r in rows]
+    assert len(keys) == len(set(keys)) == 6 and {r["status"] for r in rows} == {"ok"}
+    assert {(r["batch_size"], r["max_seqlen"]) for r in rows} == {(b, s) for b in "124" for s in ("16", "32")}
+
+
+def test_two_sweeps_started_together_on_one_directory_keep_every_row(tmp_path):
+    grid = [*TINY, "--sweep", "--batch-sizes", "1", "2", "--seqlens", "16", "--pad-fractions", "0"]
+    procs = [start([*grid, "--optimization", name], tmp_path) for name in ("sdpa", "sdpa-math")]
+    for proc in procs:
+        code, _, err = finish(proc)
+        assert code == 0, err
+    rows = assert_whole(tmp_path / "qa.csv")
+    assert sorted((r["attn_implementation"], r["batch_size"]) for r in rows) == [
+        ("sdpa", "1"),
+        ("sdpa", "2"),
+        ("sdpa-math", "1"),
+        ("sdpa-math", "2"),
+    ]
+    assert len({r["run_id"] for r in rows}) == 2 and len(list((tmp_path / "runs").iterdir())) == 2
+
+
+def test_resume_does_not_grow_the_file_with_unavailable_rows(tiny_config):
+    from bertbench import sweep
+
+    args = "--task qa --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 --optimization sdpa flash_attention_2"
+    first = sweep.run(tiny_config(f"{args} --resume"), progress=False)
+    assert sorted(r.status for r in first) == ["ok", "ok", "unavailable", "unavailable"]
+    path = tiny_config("").output_dir / "qa.csv"
+    before = path.read_bytes()
+    assert sweep.run(tiny_config(f"{args} --resume"), progress=False) == []
+    assert path.read_bytes() == before
+
+
+def test_error_rows_end_the_run_with_exit_1_a_count_and_the_first_reason(tmp_path, monkeypatch, capsys):
+    original = LoadedModel.forward
+
+    def forward(self, inputs):
+        call = original(self, inputs)
+        if self.name != "sdpa-math" or inputs["input_ids"].shape[0] != 2:
+            return call
+
+        def explode():
+            raise RuntimeError("kernel exploded\nsecond line")
+
+        return explode
+
+    monkeypatch.setattr(LoadedModel, "forward", forward)
+    argv = [*TINY, *GRID[:4], "--seqlens", "16", "--pad-fractions", "0", "--optimization", "sdpa", "sdpa-math"]
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_bert.main([*argv, "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"{PROG}1 of 4 rows are errors; the first, qa sdpa-math at batch 2 x seqlen 16: RuntimeError: kernel exploded"
+    )
+    assert len(read_rows(tmp_path / "qa.csv")) == 4 and tuple(read_rows(tmp_path / "qa.csv")[0]) == COLUMNS
