@@ -69,13 +69,14 @@ class _Search:
         return CapacityResult(self.largest, self.failure, tuple(self.probes), status, detail)
 
 
-def largest_batch(fits: Probe, start: int = 1, limit: int = 2**16) -> CapacityResult:
+def largest_batch(fits: Probe, start: int = 1, limit: int = 2**16, precision: float = 0.0) -> CapacityResult:
     """The largest batch in [1, limit] for which `fits(batch)` holds.
 
     fits(batch) runs one probe and returns True when it fits, False (or a string saying why)
     when it runs out of memory, and raises for anything else, which ends the search with
     status "error". Batches are probed at start, 2 start, 4 start, ... (the last one clamped to
-    limit) until one fails, then bisected between the last fit and that failure.
+    limit) until one fails, then bisected between the last fit and that failure, until they are
+    1 apart or, with `precision` p > 0, within p x the last fit (large probes cost seconds).
     """
     if not 1 <= start <= limit:
         raise ValueError(f"need 1 <= start <= limit, got start={start}, limit={limit}")
@@ -87,7 +88,7 @@ def largest_batch(fits: Probe, start: int = 1, limit: int = 2**16) -> CapacityRe
                 return search.result("limit", f"every batch probed up to the limit {limit} fitted")
             batch = min(2 * batch, limit)
         low, high = search.largest, batch  # low fits (0: trivially), high does not
-        while high - low > 1:
+        while high - low > max(1, precision * low):
             middle = (low + high) // 2
             if search.probe(middle):
                 low = middle

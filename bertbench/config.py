@@ -21,8 +21,26 @@ DTYPES = tuple(TORCH_DTYPES)
 GPU_SWEEP = {"batch_sizes": (1, 2, 4, 8, 16, 32, 64, 128), "seqlens": (128, 256, 512)}
 CPU_SWEEP = {"batch_sizes": (1, 2, 4, 8), "seqlens": (32, 64, 128)}
 PAD_FRACTIONS = (0.0, 0.1, 0.2, 0.5, 0.75)
-GPU_DEFAULTS = {"model_size": "base", "num_batches": 50, "warmup": 5, "batch_size": 64, "max_seqlen": 512}
-CPU_DEFAULTS = {"model_size": "tiny", "num_batches": 10, "warmup": 2, "batch_size": 8, "max_seqlen": 128}
+# Timing defaults are a budget (triton's do_bench way): about budget_ms of timed calls per model
+# and point, between min_batches and num_batches calls; --num-batches alone fixes the count.
+GPU_DEFAULTS = {
+    "model_size": "base",
+    "batch_size": 64,
+    "max_seqlen": 512,
+    "warmup": 2,
+    "num_batches": 50,
+    "min_batches": 5,
+    "budget_ms": 40.0,
+}
+CPU_DEFAULTS = {
+    "model_size": "tiny",
+    "batch_size": 8,
+    "max_seqlen": 128,
+    "warmup": 1,
+    "num_batches": 10,
+    "min_batches": 3,
+    "budget_ms": 30.0,
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,8 @@ class RunConfig:
     mode: str
     cuda_graphs: bool
     compile: bool
+    energy: bool  # also read the GPU's energy counter over a window of each model's calls
+    capacity_limit: int | None  # --capacity: search the largest batch up to this, instead of timing
     timing: TimingPlan
     seed: int
     output_dir: Path

@@ -105,7 +105,7 @@ class Progress:
     """
 
     def __init__(self, costs: list[float], stream: TextIO | None = None, enabled: bool = True):
-        self.costs, self.stream, self.enabled = costs, stream or sys.stderr, enabled and bool(costs)
+        self.costs, self.stream, self.enabled = costs, stream or sys.stdout, enabled and bool(costs)
         self.total, self.done_cost, self.done = sum(costs), 0.0, 0
         self.start = time.perf_counter()
         self.tty = self.stream.isatty()

@@ -63,7 +63,8 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         default=["flash_attention_2", "sdpa"],
         metavar="IMPL",
         help=f"attention implementations to compare with the baseline: {', '.join(IMPLEMENTATIONS)}; "
-        "'all' names every one that can run on this machine",
+        "'all' names every one that can run on this machine (on the CPU all but flex_attention, which compiles "
+        "for every shape there)",
     )
     what.add_argument("--baseline", default="eager", metavar="IMPL", help="implementation every other is compared with")
 
@@ -111,15 +112,24 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
 
     how = p.add_argument_group("how to measure")
     how.add_argument(
-        "--num-batches", type=whole, default=None, help="timed batches per measurement (default 50 GPU, 10 CPU)"
+        "--num-batches",
+        type=whole,
+        default=None,
+        help="timed batches per measurement: alone, exactly this many, as the original project timed; with "
+        "--time-budget-ms, at most this many (default: a time budget, at most 50 GPU, 10 CPU)",
     )
-    how.add_argument("--min-batches", type=whole, default=10, help="fewest timed batches when --time-budget-ms is set")
+    how.add_argument(
+        "--min-batches",
+        type=whole,
+        default=None,
+        help="fewest timed batches under a time budget (default 5 GPU, 3 CPU)",
+    )
     how.add_argument(
         "--time-budget-ms",
         type=finite,
         default=None,
-        help="time about this long per measurement: the count adapts to the latency seen in warm-up, "
-        "between --min-batches and --num-batches (default: always --num-batches)",
+        help="time about this long per measurement: the count adapts to the latency seen in warm-up, between "
+        "--min-batches and --num-batches (default 40 GPU, 30 CPU, unless --num-batches alone fixes the count)",
     )
     how.add_argument(
         "--mode",
@@ -139,7 +149,21 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         help="also time every model (the baseline too) after torch.compile for each batch's shapes; "
         "compile time goes in its own column, never in the latency",
     )
-    how.add_argument("--warmup", type=whole, default=None, help="untimed batches before timing (default 5 GPU, 2 CPU)")
+    how.add_argument(
+        "--energy",
+        action="store_true",
+        help="also read the GPU's energy counter (nvidia-ml-py) over ~1.2 s of each model's calls per point: "
+        "joules per 1000 real tokens and mean power; unavailable with the reason where it cannot be trusted",
+    )
+    how.add_argument(
+        "--capacity",
+        action="store_true",
+        help="instead of timing: for each implementation (and the baseline) and max seqlen of the grid, the largest "
+        "batch that runs without running out of memory (doubling, then bisection to 3 %%; one forward, or one "
+        "training step with --mode train, per probe); rows in <output-dir>/capacity/<task>.csv",
+    )
+    how.add_argument("--capacity-limit", type=whole, default=2**16, help="largest batch --capacity probes")
+    how.add_argument("--warmup", type=whole, default=None, help="untimed batches before timing (default 2 GPU, 1 CPU)")
     how.add_argument(
         "--use-cuda", action=argparse.BooleanOptionalAction, default=None, help="default: a GPU when present"
     )

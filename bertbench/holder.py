@@ -45,7 +45,7 @@ class PointInputs:
 
 
 class TaskModels:
-    def __init__(self, task: str, config: RunConfig):
+    def __init__(self, task: str, config: RunConfig, reference: bool = True):
         self.task, self.config = task, config
         device, dtype = config.torch_device, config.torch_dtype
         self.failed: dict[str, Failure] = {}  # implementation -> why it cannot run at all
@@ -60,9 +60,11 @@ class TaskModels:
             self.baseline_failure = Failure.of(e).within(f"baseline {config.baseline}")
             return
         self.baseline.model.train(config.mode == "train")
+        if "flex_attention" in config.implementations:
+            _no_silent_fallback()
         self.reference: LoadedModel | None = None  # the baseline in float32: what exact arithmetic gives
         self.reference_failure = ""
-        if dtype != torch.float32:
+        if dtype != torch.float32 and reference:
             try:
                 self.reference = load_like(self.baseline, config.baseline, device, torch.float32)
             except Exception as e:
@@ -139,3 +141,11 @@ class TaskModels:
         self.models.clear()
         self.baseline = self.reference = None
         release_memory(self.config.torch_device)
+
+
+def _no_silent_fallback() -> None:
+    """flex_attention runs through torch.compile, which recompiles for new shapes (and masks) and,
+    past its recompile limit, would silently run the uncompiled reference code: a slow kernel
+    timed as if it were flex. A grid has a few dozen shapes; past that, an error row instead."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    torch._dynamo.config.fail_on_recompile_limit_hit = True

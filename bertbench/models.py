@@ -161,13 +161,16 @@ def with_prepared_mask(model: PreTrainedModel, inputs: dict) -> dict:
     transformers builds the mask in every forward, and for eager attention that copies a
     scalar from host memory, which a CUDA graph cannot hold. Built once before the capture,
     with the model's own function, the graph holds everything after it; and the mask takes
-    the path it takes outside a capture (for sdpa: none at all when nothing is padded).
+    the path it takes outside a capture (for sdpa: none at all when nothing is padded). With
+    no padding mask given, eager still builds a full additive one in every forward: built here
+    too, or the capture would be refused.
     """
     mask = inputs.get("attention_mask")
-    if mask is None:
-        return inputs
-    shape_of_embeddings = torch.empty(*mask.shape, model.config.hidden_size, dtype=model.dtype, device=mask.device)
+    ids = inputs["input_ids"]
+    shape_of_embeddings = torch.empty(*ids.shape, model.config.hidden_size, dtype=model.dtype, device=ids.device)
     prepared = create_bidirectional_mask(config=model.config, inputs_embeds=shape_of_embeddings, attention_mask=mask)
+    if prepared is None:
+        return {key: value for key, value in inputs.items() if key != "attention_mask"}
     return {**inputs, "attention_mask": prepared}
 
 

@@ -14,6 +14,7 @@ import torch
 
 from bertbench.batches import unpack
 from bertbench.config import GridPoint, RunConfig
+from bertbench.energy_use import Energy, measure_energy
 from bertbench.failures import Failure, release_memory, return_cached
 from bertbench.holder import BASELINE, TaskModels
 from bertbench.measure import agreement, forward_flops
@@ -48,6 +49,7 @@ class PointResult:
     gflop_padded: float
     reference_note: str  # why there is no float32 reference, when there is none
     timed_s: float = 0.0  # the timed calls of every model and variant, added up
+    energy: dict[str, Energy] = field(default_factory=dict)  # key -> reading (with --energy)
     variants: dict[str, dict[str, Measured | Failure]] = field(default_factory=dict)  # variant -> key -> result
 
     def baseline(self, variant: str = "loop") -> Measured | Failure | None:
@@ -112,6 +114,8 @@ def measure_point(models: TaskModels, point: GridPoint, pending: list[str]) -> P
         return_cached(device)
         if variant is LOOP:  # only what ran in the loop is timed another way
             keys = [key for key in keys if not isinstance(result.variants["loop"][key], Failure)]
+            if config.energy:
+                result.energy = measure_energy({key: inputs.calls[key] for key in keys}, device, config.mode)
     return result
 
 

@@ -101,6 +101,8 @@ def point_rows(template: Row, models: TaskModels, result: PointResult, pending: 
             rows.append(replace(row, status=mine.status, detail=mine.detail))
             continue
         row, notes = _loop_columns(row, mine, base, result, check)
+        if result.energy:
+            row = _energy_columns(row, result, name, notes)
         for variant, outcomes in result.variants.items():
             if variant != "loop":
                 row = _variant_columns(row, variant, outcomes.get(name), outcomes.get(BASELINE), notes, check)
@@ -186,6 +188,20 @@ def _loop_columns(row: Row, mine: Measured, base, result: PointResult, check: Pa
     elif parity.ref_err is None and check.note:
         notes.append(f"parity against the baseline only: {check.note}")
     return row, notes
+
+
+def _energy_columns(row: Row, result: PointResult, name: str, notes: list[str]) -> Row:
+    columns = {}
+    for key, suffix in ((BASELINE, "_baseline"), (name, "")):
+        energy = result.energy.get(key)
+        if energy is None:
+            continue
+        if energy.reading.ok and energy.joules_per_call is not None:
+            columns[f"joules_per_1k_tokens{suffix}"] = energy.joules_per_call / result.real_tokens * 1000
+            columns[f"power_w{suffix}"] = energy.reading.mean_power_w
+        else:
+            notes.append(f"energy{' of the baseline' if suffix else ''} unavailable: {energy.reading.detail}")
+    return replace(row, **columns)
 
 
 def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], check: ParityCheck) -> Row:

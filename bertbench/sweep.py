@@ -39,13 +39,7 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
     written: list[Row] = []
     stats = stats if stats is not None else RunStats()
     try:
-        run_id = distributed.shared(rank, new_run_id())
-        peak = matmul_tflops(device, config.torch_dtype)
-        if rank.rank == 0:
-            write_manifest(config.output_dir, manifest(config, run_id, peak, rank.world_size))
-        facts = RunFacts(
-            run_id, config.model_name, config.baseline, device_name(device), config.dtype, peak, versions(device)
-        )
+        facts = start_run(config, rank)
         for task in config.tasks:  # a crash's cut tail moved aside, an older layout migrated, before --resume reads
             for existing in (csv_path(config.output_dir, task), *part_paths(config.output_dir, task)):
                 prepare(existing)
@@ -61,6 +55,18 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
     finally:
         distributed.finish(rank)
     return written
+
+
+def start_run(config: RunConfig, rank: distributed.Rank) -> RunFacts:
+    """The run's id (one for every torchrun rank), its manifest, and what every row shares."""
+    device = config.torch_device
+    run_id = distributed.shared(rank, new_run_id())
+    peak = matmul_tflops(device, config.torch_dtype)
+    if rank.rank == 0:
+        write_manifest(config.output_dir, manifest(config, run_id, peak, rank.world_size))
+    return RunFacts(
+        run_id, config.model_name, config.baseline, device_name(device), config.dtype, peak, versions(device)
+    )
 
 
 def pending_points(

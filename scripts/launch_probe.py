@@ -11,8 +11,8 @@ import statistics
 import torch
 
 from bertbench.batches import make_batch
-from bertbench.timing import latencies
 from bertbench.models import load_baseline, load_like
+from bertbench.timing import latencies
 
 device = torch.device("cuda")
 eager = load_baseline("qa", "eager", "base", None, device, torch.float16, seed=0)

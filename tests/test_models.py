@@ -136,7 +136,9 @@ def test_a_prepared_mask_gives_the_same_logits_and_takes_the_uncaptured_path():
     eager = load_baseline("qa", "eager", "tiny", None, CPU, torch.float32, 0)
     sdpa = load_like(eager, "sdpa", CPU, torch.float32)
     padded = make_batch("qa", 3, 32, 20, 6, eager.model.config.vocab_size, 2, True, 0, CPU).model_inputs()
-    full = make_batch("qa", 3, 32, 32, 0, eager.model.config.vocab_size, 2, True, 0, CPU).model_inputs()
+    full_batch = make_batch("qa", 3, 32, 32, 0, eager.model.config.vocab_size, 2, True, 0, CPU)
+    assert "attention_mask" not in full_batch.model_inputs()  # nothing padded: no mask is passed
+    full = {**full_batch.model_inputs(), "attention_mask": full_batch.attention_mask}
     with torch.inference_mode():
         for model in (eager, sdpa):
             prepared = with_prepared_mask(model.model, padded)

@@ -63,3 +63,26 @@ def test_without_a_reference_the_fixed_tolerance_applies_and_the_row_says_so(tin
     (row,) = sweep.run(tiny_config("--task qa --dtype bf16 --optimization sdpa"), progress=False)
     assert row.status == "ok" and row.ref_err is None and row.rel_err < 2e-2
     assert "parity against the baseline only: no float32 reference (OutOfMemoryError" in row.detail
+
+
+def test_energy_is_turned_into_joules_per_1k_real_tokens_and_power(tiny_config, monkeypatch):
+    from bertbench import point
+    from bertbench.energy import EnergyReading
+    from bertbench.energy_use import Energy
+
+    def fake(calls, device, mode):  # 2 J over 1.25 s for 10 calls of the baseline, 1 J for the implementation
+        return {
+            key: Energy(EnergyReading(2.0 if key == "(baseline)" else 1.0, 1.25, 1.6, "ok", ""), 10) for key in calls
+        }
+
+    monkeypatch.setattr(point, "measure_energy", fake)
+    (row,) = sweep.run(tiny_config("--task qa --optimization sdpa --energy"), progress=False)
+    assert row.joules_per_1k_tokens == pytest.approx(1.0 / 10 / row.real_tokens * 1000)
+    assert row.joules_per_1k_tokens_baseline == pytest.approx(2 * row.joules_per_1k_tokens)
+    assert row.power_w == row.power_w_baseline == 1.6
+
+
+def test_energy_on_the_cpu_is_unavailable_and_says_why(tiny_config):
+    (row,) = sweep.run(tiny_config("--task qa --optimization sdpa --energy"), progress=False)
+    assert row.status == "ok" and row.joules_per_1k_tokens is None
+    assert "energy unavailable: energy is read from a CUDA GPU's counter (NVML)" in row.detail

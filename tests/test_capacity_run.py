@@ -1,0 +1,37 @@
+import torch
+
+from bertbench import capacity_run
+from bertbench.cli import parse_args
+from bertbench.models import LoadedModel
+
+
+def test_capacity_rows_find_each_models_limit_against_a_fake_memory(tmp_path, monkeypatch):
+    """sdpa 'fits' 3x the batch eager does at seqlen 32, and half as much at 64 (tokens x 1 / x 2)."""
+    original = LoadedModel.forward
+
+    def forward(self, inputs):
+        call = original(self, inputs)
+        batch, seqlen = inputs["input_ids"].shape
+        budget = (300 if self.name == "sdpa" else 100) * 32 // seqlen
+
+        def run():
+            if batch > budget:
+                raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+            return call()
+
+        return run
+
+    monkeypatch.setattr(LoadedModel, "forward", forward)
+    config = parse_args(
+        ["--no-use-cuda", "--model-size", "tiny", "--task", "qa", "--capacity", "--capacity-limit", "4096",
+         "--sweep", "--seqlens", "32", "64", "--optimization", "sdpa", "--output-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert capacity_run.main(config) == 0
+    rows = capacity_run.read_capacity(tmp_path / "capacity" / "qa.csv")
+    found = {(r["attn_implementation"], r["baseline"], int(r["max_seqlen"])): r for r in rows}
+    for (name, _, seqlen), row in found.items():
+        budget = (300 if name == "sdpa" else 100) * 32 // seqlen
+        largest, failure = int(row["largest_batch"]), int(row["smallest_failure"])
+        assert row["status"] == "ok" and largest <= budget < failure <= largest * (1 + capacity_run.PRECISION) + 1
+        assert len(row["probes"].split()) <= 2 * 13  # doubling then bisection: O(log N) probes
+    assert set(found) == {("eager", "True", 32), ("eager", "True", 64), ("sdpa", "False", 32), ("sdpa", "False", 64)}
