@@ -56,6 +56,9 @@ class PointResult:
         return self.variants.get(variant, {}).get(BASELINE)
 
 
+UNPROFILED = frozenset({BASELINE})  # no column holds the baseline's kernels
+
+
 def variants_of(config: RunConfig) -> list[Variant]:
     return [LOOP, *([GRAPH] if config.cuda_graphs else []), *([COMPILED] if config.compile else [])]
 
@@ -89,7 +92,9 @@ def measure_point(models: TaskModels, point: GridPoint, pending: list[str]) -> P
     keys = list(inputs.calls)
     for variant in variants_of(config):
         calls = inputs.graph_ready if variant is GRAPH else inputs.calls
-        outcomes = measure(variant, {k: calls[k] for k in keys}, device, config.timing, config.mode == "inference")
+        outcomes = measure(
+            variant, {k: calls[k] for k in keys}, device, config.timing, config.mode == "inference", UNPROFILED
+        )
         logits = {}
         for key, outcome in outcomes.items():
             if isinstance(outcome, Outcome):

@@ -225,9 +225,13 @@ def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], check
         median = mine.outcome.latency.median
         columns[f"latency_ms_{variant}"] = median
         columns[f"attention_kernels_{variant}"] = mine.outcome.kernels
-        if isinstance(base, Measured):
+        # a capture should hold the loop's kernels (a compiler may generate its own: not compared)
+        same_kernels = variant != "graph" or mine.outcome.kernels == row.attention_kernels
+        if not same_kernels:  # e.g. transformers builds an SDPA mask while capturing and SDPA falls back to math
+            notes.append(f"{label} ran {mine.outcome.kernels} where the loop ran {row.attention_kernels}: not compared")
+        elif isinstance(base, Measured):
             columns[f"speedup_{variant}_pct"] = _speedup(base.outcome.latency.median, median)
-        if variant == "graph":
+        if variant == "graph" and same_kernels:
             columns["launch_bound"] = row.latency_ms >= LAUNCH_BOUND_RATIO * median
         else:
             columns["compile_s"] = mine.outcome.setup_s

@@ -84,11 +84,17 @@ COMPILED = Variant("compiled", "torch.compile", _compiled, _dynamo_fresh, "compi
 
 
 def measure(
-    variant: Variant, calls: dict[str, Call], device: torch.device, plan: TimingPlan, inference: bool = True
+    variant: Variant,
+    calls: dict[str, Call],
+    device: torch.device,
+    plan: TimingPlan,
+    inference: bool = True,
+    unprofiled: frozenset[str] = frozenset(),
 ) -> dict[str, Outcome | Failure]:
     """Prepare every call, time them interleaved, then make one more call of each for its peak
-    memory, the attention kernels it ran and its output together. A model that fails at any
-    step becomes a Failure and the others go on."""
+    memory, the attention kernels it ran (not for the `unprofiled` ones, whose kernels no
+    column holds: the profiler costs 50-100 ms a call) and its output together. A model that
+    fails at any step becomes a Failure and the others go on."""
     results: dict[str, Outcome | Failure] = {}
     prepared: dict[str, Prepared] = {}
     with torch.inference_mode(inference), variant.context():
@@ -104,7 +110,9 @@ def measure(
         for name, latency in timings.items():
             p = prepared[name]
             try:
-                if p.kernels is None:
+                if name in unprofiled and p.kernels is None:
+                    (output, memory), kernels = run_with_peak_memory(p.call, device), ""
+                elif p.kernels is None:
                     (output, kernels), memory = run_with_peak_memory(lambda p=p: attention_kernels(p.call), device)
                 else:  # a replay rewrites the static output the capture recorded; no new memory
                     output, kernels, memory = p.output, p.kernels, PeakMemory.unmeasured()
