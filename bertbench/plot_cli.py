@@ -1,0 +1,64 @@
+"""plot.py / bertbench-plot: charts from the result CSVs of one results folder.
+
+    python plot.py [--results-dir results] [--plots-dir plots] [--format png svg]
+
+For each <task>.csv, a folder <plots-dir>/<task>/ with, per max seqlen, seqlen_<L>_speedup,
+seqlen_<L>_mem_saved and seqlen_<L>_throughput (one panel per pad fraction), the CUDA-graph and
+compiled speedups where the rows carry them, and combined (every metric at every seqlen).
+
+Bad input (no results, a CSV that is not ours or cannot be read, --plots-dir a file, nothing with
+an ok row to draw) is told in one line on stderr, exit status 2. A task without ok rows gets a
+one-line note and no charts; the others are drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from bertbench.plotting import PlotError, load_results, no_charts_reason, plot_all, summary
+
+DEFAULT_FORMATS = ("png", "svg")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise PlotError(message)
+
+
+def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+    parser = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the <task>.csv files are")
+    parser.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where the <task>/ folders go")
+    parser.add_argument("--format", nargs="+", choices=("png", "svg"), default=list(DEFAULT_FORMATS),
+                        help="image formats (default: png svg)")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    prog = "bertbench-plot" if Path(sys.argv[0]).name == "bertbench-plot" else "plot.py"
+    try:
+        args = parse_args(argv, prog)
+        if args.plots_dir.exists() and not args.plots_dir.is_dir():
+            raise PlotError(f"--plots-dir {args.plots_dir}: is a file, not a folder")
+        data = load_results(args.results_dir)
+        skipped = {d.task: reason for d in data if (reason := no_charts_reason(d))}
+        if len(skipped) == len(data):
+            reasons = "; ".join(f"{task}.csv: {reason}" for task, reason in skipped.items())
+            raise PlotError(f"{args.results_dir}: nothing to draw ({reasons})")
+        for task, reason in skipped.items():
+            print(f"{prog}: note: {task}.csv: {reason}; no charts for {task}", file=sys.stderr)
+        formats = tuple(dict.fromkeys(args.format))
+        args.plots_dir.mkdir(parents=True, exist_ok=True)
+        written = plot_all(data, args.plots_dir, formats)
+    except PlotError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the plots folder cannot be written
+        print(f"{prog}: error: {e.filename or args.plots_dir}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    print(summary(data))
+    print(f"{len(written)} charts written under {args.plots_dir}/")
+    return 0
