@@ -113,6 +113,7 @@ def test_cpu_charts_are_valid_images_without_empty_panels_or_files(results_dir, 
     assert len(figures) == 10
     for name, axes in figures.items():
         assert axes and all(ax.lines for ax in axes), f"{name} has an empty panel"
+    assert (plots / "report.md").is_file() and (plots / "report.html").is_file()
     out = capsys.readouterr().out
     assert "left out 8 unavailable rows of flash_attention_2" in out
 
@@ -228,6 +229,7 @@ def test_a_task_without_ok_rows_gets_a_note_and_the_others_their_charts(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["plot.py: note: mlm.csv: no ok rows (1 unavailable); no charts for mlm"]
     assert (tmp_path / "p" / "qa" / "combined.png").is_file() and not (tmp_path / "p" / "mlm").exists()
+    assert "no ok rows (1 unavailable)" in (tmp_path / "p" / "report.md").read_text()
 
 
 def _bad(d: Path, name: str) -> None:
@@ -290,3 +292,4 @@ def test_run_bert_sh_runs_every_task_then_the_charts(tmp_path, nproc):
     for task in ("mlm", "classification", "token_classification", "qa"):
         assert len((tmp_path / "results" / f"{task}.csv").read_text().splitlines()) == 1 + 2
         assert (tmp_path / "plots" / task / "combined.png").stat().st_size > 10_000
+    assert (tmp_path / "plots" / "report.html").is_file()
