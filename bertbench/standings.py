@@ -216,10 +216,11 @@ def _noise(margins: list[Margin]) -> str:
     judged = [m for m in margins if m.verdict != "no spread recorded"]
     if not judged:
         return "no spread recorded"
-    text = judged[0].verdict
-    if len(judged) > 1:
-        beyond = sum(m.verdict.startswith("beyond") for m in judged)
-        text = f"beyond {text.split(' ', 1)[1]} in {beyond} of {len(judged)}"  # noise, or the memory threshold
+    text, n = judged[0].verdict, len(judged)
+    if n > 1:
+        beyond, what = sum(m.verdict.startswith("beyond") for m in judged), text.split(" ", 1)[1]  # noise, or 1 %
+        text = f"beyond {what} in {'all ' + str(n) if beyond == n else f'{beyond} of {n}'}"
+        text = text if beyond else f"within {what} in all {n}"
     return text + (", one-sided" if any(m.one_sided for m in judged) else "")
 
 
