@@ -289,11 +289,12 @@ def _draw(ax, frame: pd.DataFrame, m: Metric, styles: dict[str, Style], limits, 
 
 
 def _handles(frame: pd.DataFrame, styles: dict[str, Style], pads: dict[str, object]) -> list:
-    present = set(frame["series"])
+    drawn = frame[frame["y"].notna()]
+    present = set(drawn["series"])
     handles = [Line2D([], [], color=s.color, marker=s.marker, markersize=4.5, label=name)
                for name, s in styles.items() if name in present]  # fmt: skip
     handles += [Line2D([], [], color="dimgray", linestyle=ls, label=label) for label, ls in pads.items()]
-    why = [text for column, text in HOLLOW.items() if frame[column].any()]
+    why = [text for column, text in HOLLOW.items() if drawn[column].any()]
     if why:
         handles.append(Line2D([], [], color="dimgray", marker="o", markerfacecolor="white", linestyle="none",
                               label="hollow: " + "\nor ".join(why)))  # fmt: skip
