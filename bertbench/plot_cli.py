@@ -1,6 +1,6 @@
 """plot.py / bertbench-plot: charts and a report from the result CSVs of one results folder.
 
-    python plot.py [--results-dir results] [--plots-dir plots] [--format png svg]
+    python plot.py [--results-dir results] [--plots-dir plots] [--format png svg] [--no-report]
 
 For each <task>.csv, a folder <plots-dir>/<task>/ with, per max seqlen, seqlen_<L>_speedup,
 seqlen_<L>_mem_saved and seqlen_<L>_throughput (one panel per pad fraction), the CUDA-graph and

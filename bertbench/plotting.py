@@ -106,7 +106,9 @@ def read_manifests(results_dir: Path) -> list[dict]:
 def _read(path: Path) -> pd.DataFrame:
     """The rows of one CSV in the current layout (schema.COLUMNS), whichever version wrote it.
 
-    The one place that knows older layouts: bertbench.results.load_rows can replace its body.
+    The one place that reads a CSV: when bertbench.results.load_rows lands, the read_csv line becomes
+    `frame = pd.DataFrame(load_rows(path))` (normalise then only types the values it returns), with
+    load_rows' own exception for a file it cannot read added to the except clause.
     """
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
