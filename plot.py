@@ -1,33 +1,11 @@
-"""Turn results/<task>.csv into speedup, memory-saved and throughput charts under plots/<task>/.
+"""Charts and a report from results/<task>.csv: see bertbench/plot_cli.py (also the `bertbench-plot` command).
 
-python plot.py [--results-dir results] [--plots-dir plots] [--format png|svg]
+python plot.py [--results-dir results] [--plots-dir plots] [--format png svg] [--no-report]
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-from bertbench.plotting import PlotError, load_results, plot_all, summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the <task>.csv files are")
-    parser.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where <task>/ chart folders go")
-    parser.add_argument("--format", choices=("png", "svg"), default="png", help="image format")
-    args = parser.parse_args(argv)
-    try:
-        data = load_results(args.results_dir)
-        written = plot_all(data, args.plots_dir, args.format)
-    except PlotError as e:
-        print(f"plot.py: error: {e}", file=sys.stderr)
-        return 2
-    print(summary(data))
-    print(f"{len(written)} charts written under {args.plots_dir}/")
-    return 0
-
+from bertbench.plot_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

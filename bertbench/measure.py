@@ -21,7 +21,9 @@ from bertbench.timing import latencies
 
 # Fused attention operators as the profiler names them: PyTorch's SDPA backends and the
 # flash-attn packages' custom ops. Their backward passes are left out (train mode).
-ATTENTION_OP = re.compile(r"^(aten::_scaled_dot_product_\w+|flash_attn\w*::\w+)$")
+ATTENTION_OP = re.compile(r"^(aten::_scaled_dot_product_\w+|flash_attn\w*::\w+|aten::_flash_attention_forward)$")
+# What an SDPA backend calls underneath: named only where no SDPA operator ran (torch's varlen_attn)
+NESTED = {"aten::_flash_attention_forward"}
 
 
 def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:
@@ -40,7 +42,9 @@ def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:
     # forward) took 50-200 ms, as long as the forward itself.
     names = {name for e in prof.profiler.kineto_results.events() if ATTENTION_OP.match(name := e.name())}
     names = {name for name in names if not name.endswith("_backward")}
-    short = sorted(n.replace("aten::_scaled_dot_product_", "sdpa_") for n in names)
+    if any(name.startswith("aten::_scaled_dot_product_") for name in names):
+        names -= NESTED
+    short = sorted(n.replace("aten::_scaled_dot_product_", "sdpa_").replace("aten::_", "") for n in names)
     return output, "+".join(short) or "none"
 
 

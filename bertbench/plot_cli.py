@@ -1,40 +1,77 @@
-"""Turn results/<task>.csv into speedup, memory-saved and throughput charts under plots/<task>/:
-the `bertbench-plot` command, the same as `python plot.py`.
+"""plot.py / bertbench-plot: charts and a report from the result CSVs of one results folder.
 
-    bertbench-plot [--results-dir results] [--plots-dir plots] [--format png|svg]
+    python plot.py [--results-dir results] [--plots-dir plots] [--format png svg] [--no-report]
+
+For each <task>.csv, a folder <plots-dir>/<task>/ with, per max seqlen, seqlen_<L>_speedup,
+seqlen_<L>_mem_saved and seqlen_<L>_throughput (one panel per pad fraction), the CUDA-graph and
+compiled speedups where the rows carry them, and combined (every metric at every seqlen); then
+<plots-dir>/report.md and report.html: the fastest and the leanest configuration per task and
+regime, with margins and whether they exceed the measured noise.
+
+Bad input (no results, a CSV that is not ours or cannot be read, --plots-dir a file, nothing with
+an ok row to draw) is told in one line on stderr, exit status 2. A task without ok rows gets a
+one-line note and no charts; the others are drawn.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from bertbench.plotting import PlotError, load_results, plot_all, summary
+from bertbench.plotting import PlotError, load_results, no_charts_reason, plot_all, summary
+
+DEFAULT_FORMATS = ("png", "svg")
 
 
-def build_parser(prog: str = "bertbench-plot") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise PlotError(message)
+
+
+def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+    parser = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the <task>.csv files are")
-    parser.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where <task>/ chart folders go")
-    parser.add_argument("--format", choices=("png", "svg"), default="png", help="image format")
-    return parser
+    parser.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where <task>/ and the report go")
+    parser.add_argument("--format", nargs="+", choices=("png", "svg"), default=list(DEFAULT_FORMATS),
+                        help="image formats (default: png svg)")  # fmt: skip
+    parser.add_argument("--no-report", action="store_true", help="charts only, no report.md / report.html")
+    return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
-    args = build_parser(prog).parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    prog = "bertbench-plot" if Path(sys.argv[0]).name == "bertbench-plot" else "plot.py"
     try:
+        args = parse_args(argv, prog)
+        if args.plots_dir.exists() and not args.plots_dir.is_dir():
+            raise PlotError(f"--plots-dir {args.plots_dir}: is a file, not a folder")
         data = load_results(args.results_dir)
-        written = plot_all(data, args.plots_dir, args.format)
+        skipped = {d.task: reason for d in data if (reason := no_charts_reason(d))}
+        if len(skipped) == len(data):
+            reasons = "; ".join(f"{task}.csv: {reason}" for task, reason in skipped.items())
+            raise PlotError(f"{args.results_dir}: nothing to draw ({reasons})")
+        for task, reason in skipped.items():
+            print(f"{prog}: note: {task}.csv: {reason}; no charts for {task}", file=sys.stderr)
+        formats = tuple(dict.fromkeys(args.format))
+        args.plots_dir.mkdir(parents=True, exist_ok=True)
+        written = plot_all(data, args.plots_dir, formats)
+        reports = []
+        if not args.no_report:
+            from bertbench import report
+
+            words = ["python", "plot.py", "--results-dir", args.results_dir.as_posix(), "--plots-dir",
+                     args.plots_dir.as_posix()]  # fmt: skip
+            command = shlex.join([*words, *(["--format", *formats] if formats != DEFAULT_FORMATS else [])])
+            reports = report.write(data, args.plots_dir, written, args.results_dir, command)
     except PlotError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the plots folder cannot be written
+        print(f"{prog}: error: {e.filename or args.plots_dir}: {e.strerror or e}", file=sys.stderr)
+        return 2
     print(summary(data))
-    print(f"{len(written)} charts written under {args.plots_dir}/")
+    print(f"{len(written)} charts written under {args.plots_dir}/" + (f"; report: {reports[0]}, {reports[1].name}"
+                                                                       if reports else ""))  # fmt: skip
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

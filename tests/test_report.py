@@ -1,0 +1,165 @@
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import plot
+from bertbench import report
+from bertbench.plotting import load_results
+from bertbench.results import ResultsFile
+from bertbench.schema import Row
+from bertbench.standings import findings, margin, measurements, regimes
+
+SETUP = {"timestamp": "2026-11-25T10:00:00+00:00", "run_id": "20261125T100000Z-abc123", "task": "qa",
+         "model": "bert-base", "baseline": "eager", "device": "NVIDIA H100 80GB HBM3 (cuda:0)", "dtype": "fp16",
+         "seqlen_stdev": 10.0, "use_mask": True, "packed": False, "mode": "inference", "cuda_graphs": False,
+         "compile": False, "status": "ok", "detail": "", "torch": "2.11.0+cu130", "transformers": "5.17.0"}  # fmt: skip
+
+
+def row(impl: str, batch: int, seqlen: int, pad: float, ms: float, base_ms: float, spread: float, mem: float,
+        **extra) -> Row:  # fmt: skip
+    """One measured row: median ms with p10/p90 at ms x (1 -/+ spread); the baseline's spread is 2 %."""
+    real = round(batch * seqlen * (1 - pad))
+    return Row(**{**SETUP, "attn_implementation": impl, "batch_size": batch, "max_seqlen": seqlen,
+                  "avg_seqlen": seqlen * (1 - pad), "pad_fraction": pad, "real_tokens": real,
+                  "baseline_status": "ok", "latency_ms": ms, "latency_ms_p10": ms * (1 - spread),
+                  "latency_ms_p90": ms * (1 + spread), "latency_ms_baseline": base_ms,
+                  "latency_ms_baseline_p10": base_ms * 0.98, "latency_ms_baseline_p90": base_ms * 1.02,
+                  "speedup_pct": (base_ms / ms - 1) * 100, "mem_mb": mem, "mem_mb_baseline": 200.0,
+                  "mem_saved_pct": (1 - mem / 200) * 100, "tokens_per_s": real / ms * 1e3, **extra})  # fmt: skip
+
+
+def known_rows() -> list[Row]:
+    """sdpa 1.5x faster than eager at batch 64, flash_attention_2 1.2x, both with tight p10-p90 (2 %).
+    At batch 1 and 4 flash_attention_2 (1.05x) leads sdpa (1.03x) by 2 %, well inside their 10 % spreads.
+    flash_attention_2 needs the least memory (100 MiB against sdpa's 120 and eager's 200)."""
+    rows = []
+    for batch in (1, 4, 64):
+        for seqlen in (128, 512):
+            for pad in (0.0, 0.5):
+                base = 5 + 0.001 * batch * seqlen
+                small = batch < 32
+                for impl, big, little, mem in (("sdpa", 1.5, 1.03, 120.0), ("flash_attention_2", 1.2, 1.05, 100.0)):
+                    ms = base / (little if small else big)
+                    rows.append(row(impl, batch, seqlen, pad, ms, base, 0.10 if small else 0.02, mem))
+    return rows
+
+
+def write(folder: Path, rows: list[Row], task: str = "qa") -> Path:
+    results = ResultsFile(folder / f"{task}.csv")
+    for r in rows:
+        results.append(r)
+    results.close()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory) -> Path:
+    return write(tmp_path_factory.mktemp("known"), known_rows())
+
+
+@pytest.fixture(scope="module")
+def plotted(known, tmp_path_factory) -> Path:
+    """The charts and the report of the known results, with a run manifest beside them."""
+    manifest = {"run_id": SETUP["run_id"], "config": {"model_size": "base", "dtype": "fp16", "baseline": "eager"},
+                "environment": {"torch": "2.11.0+cu130", "device": "NVIDIA H100 80GB HBM3 (cuda:0)",
+                                "gpu": {"name": "NVIDIA H100 80GB HBM3", "driver": "580.159.04"}}}  # fmt: skip
+    (known / "runs").mkdir()
+    (known / "runs" / f"{SETUP['run_id']}.json").write_text(json.dumps(manifest))
+    (known / "runs" / "broken.json").write_text("{")  # a manifest that cannot be read is left out
+    plots = tmp_path_factory.mktemp("plots")
+    assert plot.main(["--results-dir", str(known), "--plots-dir", str(plots), "--format", "png"]) == 0
+    return plots
+
+
+def by_regime(results: Path, **kwargs) -> dict:
+    (data,) = load_results(results)
+    return {f.regime: f for f in findings(data, **kwargs)}
+
+
+def test_regimes_follow_the_grid(known):
+    (data,) = load_results(known)
+    assert [label for label, _ in regimes(data.rows)] == [
+        "all points", "small batch (batch ≤ 4)", "large batch (batch 64)", "short sequences (seqlen 128)",
+        "long sequences (seqlen 512)", "low padding (pad 0 %)", "high padding (pad 50 %)",
+    ]  # fmt: skip
+
+
+def test_the_fastest_and_leanest_are_the_constructed_ones(known):
+    found = by_regime(known)
+    large = found["large batch (batch 64)"]
+    assert large.fastest == "sdpa" and large.compared == large.points == 4
+    assert large.over_runner_up.other == "flash_attention_2" and large.over_runner_up.pct == pytest.approx(25, rel=1e-3)
+    assert large.over_runner_up.verdict == "beyond noise" and large.over_runner_up.clear == 4
+    assert large.over_baseline.pct == pytest.approx(50, rel=1e-3) and large.over_baseline.verdict == "beyond noise"
+    small = found["small batch (batch ≤ 4)"]
+    assert small.fastest == "flash_attention_2" and small.over_runner_up.other == "sdpa"
+    assert small.over_runner_up.pct == pytest.approx(100 * (1.05 / 1.03 - 1), rel=1e-3)
+    assert small.over_runner_up.verdict == "within noise" and small.over_runner_up.clear == 0
+    for f in found.values():
+        assert f.leanest == "flash_attention_2"
+        assert f.lean_over_runner_up.other == "sdpa" and f.lean_over_runner_up.pct == pytest.approx(100 / 6, rel=1e-3)
+        assert f.lean_over_baseline.pct == pytest.approx(50, rel=1e-3) and f.lean_over_baseline.verdict == "beyond 1 %"
+
+
+def test_the_report_says_which_margin_is_within_noise(plotted):
+    md = (plotted / "report.md").read_text()
+    small = next(line for line in md.splitlines() if line.startswith("| small batch (batch ≤ 4) | 8/8"))
+    assert "**flash_attention_2** | +1.9 % over sdpa: within noise (clear at 0/8 points)" in small
+    large = next(line for line in md.splitlines() if line.startswith("| large batch (batch 64) | 4/4"))
+    assert "**sdpa** | +25.0 % over flash_attention_2: beyond noise (clear at 4/4 points) | +50.0 %" in large
+    headline = next(line for line in md.splitlines() if line.startswith("- small batch"))
+    assert "**flash_attention_2** fastest in qa" in headline and "(within noise)" in headline
+    assert "NVIDIA H100 80GB HBM3" in md and "580.159.04" in md and "1 run manifest" in md
+    assert "](qa/seqlen_512_speedup.png)" in md and "![qa: every metric at every max seqlen](qa/combined.png)" in md
+
+
+def test_the_html_report_is_self_contained(plotted):
+    page = (plotted / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "<link" not in page and "<script" not in page and "@import" not in page and "url(" not in page
+    images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(images) == 1 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert base64.b64decode(images[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<table>" in page and "within noise" in page
+
+
+def test_cuda_graph_replays_compete_and_are_compared_with_the_baseline_replayed(tmp_path):
+    rows = known_rows()
+    for r in rows:
+        r.latency_ms_graph, r.latency_ms_graph_baseline = r.latency_ms / 2, r.latency_ms_baseline / 2
+    found = by_regime(write(tmp_path, rows))["large batch (batch 64)"]
+    assert found.fastest == "sdpa + CUDA graph" and found.over_runner_up.other == "flash_attention_2 + CUDA graph"
+    assert found.over_baseline.other == "eager (baseline) + CUDA graph" and found.over_baseline.pct == pytest.approx(
+        50, rel=1e-3
+    )
+    assert found.over_runner_up.verdict == "no spread recorded"
+    assert by_regime(tmp_path, loop_only=True)["large batch (batch 64)"].fastest == "sdpa"
+
+
+def test_older_rows_without_the_baselines_spread_are_compared_one_sided(tmp_path):
+    rows = known_rows()
+    for r in rows:
+        r.latency_ms_baseline_p10 = r.latency_ms_baseline_p90 = None
+    (data,) = load_results(write(tmp_path, rows))
+    table = measurements(data).set_index(["batch_size", "max_seqlen", "pad_fraction", "mode", "config"])
+    m = margin(table, "sdpa", "eager (baseline)")
+    assert m.one_sided and m.verdict == "beyond noise" and "one-sided" in m.text()
+
+
+def test_a_configuration_measured_at_too_few_points_is_named_not_compared(tmp_path):
+    rows = [*known_rows(), row("flex_attention", 64, 128, 0.0, 1.0, 5.064, 0.02, 50.0)]
+    found = by_regime(write(tmp_path, rows))["all points"]
+    assert found.fastest == "sdpa" and found.left_out == ["flex_attention (1/12 points)"]
+
+
+def test_train_and_inference_are_regimes_of_their_own_and_the_environment_comes_from_the_rows(tmp_path):
+    rows = known_rows()
+    for r in rows[: len(rows) // 2]:  # batch 1 and half of batch 4, both implementations
+        r.mode = "train"
+    (data,) = load_results(write(tmp_path, rows))
+    assert [label for label, _ in regimes(data.rows)][-2:] == ["train", "inference"]
+    source, env = report.environment([data])
+    assert "no run manifests" in source and ["torch", "2.11.0+cu130"] in env and ["device", SETUP["device"][:-9]] in env
