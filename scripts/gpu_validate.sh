@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Validate the GPU paths on a CUDA machine: the GPU tests, the core benchmark command, and
 # the numbers needed to check them against the device's measured matmul rate.
-# Logs and CSVs go to $OUT (the device tool's output folder) or ./gpu-out.
-# Flash-attn wheels in .whl/ are installed first when present (see ../shared/wheels/README.md).
+# Logs and CSVs go to $OUT (default ./gpu-out).
+# Flash-attn wheels in .whl/ are installed first when present.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
