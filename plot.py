@@ -5,7 +5,12 @@ python plot.py [--results-dir results] [--plots-dir plots] [--format png svg] [-
 
 import sys
 
-from bertbench.plot_cli import main
+from bertbench import plot_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    return plot_cli.main(argv, prog="plot.py")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
     python -m bertbench.compare A B [--threshold PCT] [--fail-above PCT] [--out DIR]
 
 A and B are each a results folder (every *.csv in it, not *.csv.part* or *.damaged-*) or one CSV.
-Rows join on results.KEY_COLUMNS without `device`, so runs on different GPUs join; a key column an
+Rows join on schema.KEY_COLUMNS without `device`, so runs on different GPUs join; a key column an
 older file lacks takes the value the benchmark used before it existed (packed False, mode inference,
 cuda_graphs False, compile False, use_mask True; others empty). The last row of a key wins (file
 order). Rows with status ok or mismatch are compared, the others counted. For each joined row, and
@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from bertbench.csvfile import DEFAULTS  # what a key column an older file lacks meant
 from bertbench.schema import KEY_COLUMNS, without_gpu_index
 
 CONTRACT = ("task", "attn_implementation", "batch_size", "max_seqlen", "status", "latency_ms")
-DEFAULTS = {"packed": "False", "mode": "inference", "cuda_graphs": "False", "compile": "False", "use_mask": "True"}
 MEASURED = ("ok", "mismatch")
 NOT_BASELINE = ("attn_implementation", "packed")  # left out of the baseline's point: it never runs packed
 VERDICTS = {"faster": ("#0072B2", "v"), "same": ("#999999", "o"), "slower": ("#D55E00", "^")}  # Okabe-Ito

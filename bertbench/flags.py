@@ -79,7 +79,7 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="run each implementation on the batch packed (real tokens in one row, cu_seqlens, no mask); "
-        "only flash_attention_2/3 have that path; the baseline stays padded",
+        "only flash_attention_2/3 and sdpa-varlen have that path; the baseline stays padded",
     )
     grid.add_argument(
         "--sweep",

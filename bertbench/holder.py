@@ -80,8 +80,11 @@ class TaskModels:
             try:
                 self.models[name] = load_like(self.baseline, name, device, dtype)
                 self.models[name].model.train(config.mode == "train")
-            except Exception as e:
-                self.failed[name] = Failure("unavailable", one_line(e))
+                continue
+            except Exception as e:  # out of memory while loading is oom, anything else unavailable
+                failure = Failure.of(e)
+                self.failed[name] = failure if failure.status == "oom" else Failure("unavailable", failure.detail)
+            release_memory(device)  # outside the except block, whose frames held the failed tensors
 
     @property
     def model_config(self):

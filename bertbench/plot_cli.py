@@ -41,8 +41,8 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    prog = "bertbench-plot" if Path(sys.argv[0]).name == "bertbench-plot" else "plot.py"
+def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
+    """The `bertbench-plot` command; plot.py calls it as prog "plot.py"."""
     try:
         args = parse_args(argv, prog)
         if args.plots_dir.exists() and not args.plots_dir.is_dir():

@@ -231,10 +231,10 @@ def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], check
             notes.append(f"{label} ran {mine.outcome.kernels} where the loop ran {row.attention_kernels}: not compared")
         elif isinstance(base, Measured):
             columns[f"speedup_{variant}_pct"] = _speedup(base.outcome.latency.median, median)
-        if variant == "graph" and same_kernels:
-            columns["launch_bound"] = row.latency_ms >= LAUNCH_BOUND_RATIO * median
-        else:
+        if variant == "compiled":
             columns["compile_s"] = mine.outcome.setup_s
+        elif same_kernels:
+            columns["launch_bound"] = row.latency_ms >= LAUNCH_BOUND_RATIO * median
         if (failure := check.failure(mine.parity, label, check.ref_err_baseline(base))) is not None:
             columns["status"] = "mismatch"
             notes.append(failure)

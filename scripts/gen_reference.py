@@ -174,7 +174,8 @@ def columns_section() -> list[str]:
         f"`status` is one of {', '.join(code(s) for s in schema.STATUSES)}.",
         "",
         "**Key** marks the resume key (`KEY_COLUMNS`): rows that agree on all of them are the same "
-        "measurement. `--resume` skips a point whose key already has a row with status `ok`, and "
+        "measurement. `--resume` skips a point whose key already has a row with status `ok` or `mismatch` "
+        "(or `unavailable` under the same library versions), and "
         "`bertbench compare` joins two runs on the key without `device`. `device` is compared without "
         "the GPU's index, so a point measured on any GPU of a host counts. "
         f"{' and '.join(code(c) for c in schema.EXTRA_MEASUREMENTS)} add measurements to a row "

@@ -1,6 +1,6 @@
 """Do the default time budget and a fixed 50-call run give the same medians?
 
-Reads three results folders of `--task qa --sweep` made back to back on one machine
+Reads three results (folders or qa.csv files) of `--task qa --sweep` made back to back on one machine
 (scripts/gpu_same_answers.sh): FAST (defaults), GRAPHS (defaults plus --cuda-graphs: tells
 GPU-bound points, loop latency < 1.5 x graph latency, from launch-bound ones) and FIXED (50
 calls after 5 warm-up calls). Prints a markdown report with every point of both runs.
@@ -23,11 +23,10 @@ def number(text: str) -> float | None:
     return float(text) if text else None
 
 
-def keyed(folder: Path) -> dict[tuple, dict]:
-    return {
-        (r["batch_size"], r["max_seqlen"], r["pad_fraction"], r["attn_implementation"]): r
-        for r in load_rows(folder / "qa.csv")
-    }
+def keyed(path: Path) -> dict[tuple, dict]:
+    """A qa.csv, or a results folder holding one, keyed by point and implementation."""
+    csv = path / "qa.csv" if path.is_dir() else path
+    return {(r["batch_size"], r["max_seqlen"], r["pad_fraction"], r["attn_implementation"]): r for r in load_rows(csv)}
 
 
 def main(fast_dir: str, graphs_dir: str, fixed_dir: str) -> int:
