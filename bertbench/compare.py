@@ -116,8 +116,26 @@ class Comparison:
     coverage: Counter[tuple[str, str]]  # keys per (task, "only in A" / "only in B" / "A <status> / B <status>")
 
 
-def load(path: Path, columns: tuple[str, ...]) -> dict[Key, Row]:
-    """The last row of each key (in its own place in file order) in a folder or CSV."""
+def joined_columns(a: list[Row], b: list[Row]) -> tuple[str, ...]:
+    """The key columns less `device`, and less a column one side never recorded (e.g. `seed`
+    in files from before it existed) and that has no default meaning for old rows."""
+    return tuple(
+        c
+        for c in KEY_COLUMNS
+        if c != "device" and (c in DEFAULTS or (any(r.get(c) for r in a) and any(r.get(c) for r in b)))
+    )
+
+
+def keyed(rows: list[Row], columns: tuple[str, ...]) -> dict[Key, Row]:
+    found: dict[Key, Row] = {}
+    for row in rows:
+        key = tuple(_norm(row.get(c) or DEFAULTS.get(c, "")) for c in columns)
+        found.pop(key, None)
+        found[key] = row
+    return found
+
+
+def read_all(path: Path) -> list[Row]:
     if not path.exists():
         raise CompareError(f"{path}: no such file or folder")
     files = [path]
@@ -125,12 +143,7 @@ def load(path: Path, columns: tuple[str, ...]) -> dict[Key, Row]:
         files = sorted(p for p in path.glob("*.csv") if p.is_file() and ".damaged-" not in p.name)
         if not files:
             raise CompareError(f"{path}: no *.csv files in this folder")
-    rows: dict[Key, Row] = {}
-    for row in itertools.chain.from_iterable(map(read_csv, files)):
-        key = tuple(_norm(row.get(c) or DEFAULTS.get(c, "")) for c in columns)
-        rows.pop(key, None)
-        rows[key] = row
-    return rows
+    return list(itertools.chain.from_iterable(map(read_csv, files)))
 
 
 def read_csv(path: Path) -> list[Row]:
@@ -256,43 +269,6 @@ def render(result: Comparison, sides: list[str], threshold: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_chart(result: Comparison, path: Path, title: str) -> None:
-    """Latency B/A per point on a log axis: one panel per section, one band per series."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    sections = {s: list(ps) for s, ps in itertools.groupby(result.pairs, key=lambda p: p.section)}
-    fig, axes = plt.subplots(len(sections), 1, figsize=(11, 0.8 + 3.2 * len(sections)), squeeze=False)
-    for ax, (section, pairs) in zip(axes[:, 0], sections.items(), strict=True):
-        series = {s: list(ps) for s, ps in itertools.groupby(pairs, key=lambda p: p.series)}
-        for i, group in enumerate(series.values()):  # each ordered by seqlen, pad, batch
-            xs = [i + 0.1 + 0.8 * j / max(len(group) - 1, 1) for j in range(len(group))]
-            for (kind, (color, marker)), filled in itertools.product(VERDICTS.items(), (True, False)):
-                chosen = [(x, p.verdict.ratio) for x, p in zip(xs, group, strict=True)
-                          if p.verdict.kind == kind and p.verdict.spread_recorded == filled]  # fmt: skip
-                if chosen:  # hollow: no spread recorded, the threshold alone decided
-                    ax.scatter(*zip(*chosen, strict=True), marker=marker, s=30, edgecolors=color, zorder=3,
-                               facecolors=color if filled else "none", alpha=0.6 if kind == "same" else 1)  # fmt: skip
-            ax.hlines(geomean([p.verdict.ratio for p in group]), i + 0.05, i + 0.95, color="black", linewidth=2)
-        ax.axhline(1, color="black", linewidth=0.8, linestyle="--")
-        ax.set(xlim=(0, len(series)), ylabel="latency B/A", title=section, yscale="log")  # the scale before its ticks
-        ax.yaxis.set(major_locator=LogLocator(base=2, subs=(1.0, 1.25, 1.5, 1.75)), minor_formatter=NullFormatter(),
-                     major_formatter=FuncFormatter(lambda v, _: f"{v:g}"))  # fmt: skip
-        ax.set_xticks([i + 0.5 for i in range(len(series))], list(series), fontsize=8)
-    handles = [Line2D([], [], color=c, marker=m, linestyle="", label=k) for k, (c, m) in VERDICTS.items()]
-    handles += [Line2D([], [], color="gray", marker="o", markerfacecolor="none", linestyle="", label="no spread"),
-                Line2D([], [], color="black", linewidth=2, label="geometric mean")]  # fmt: skip
-    fig.legend(handles=handles, loc="upper right", ncol=5, frameon=False, fontsize=8)
-    fig.suptitle(title, fontsize=10, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     parser = _Parser(prog=prog, description="Compare the latency and memory of two benchmark runs.")
     parser.add_argument("a", type=Path, metavar="A", help="results folder or CSV of the first run")
@@ -314,8 +290,9 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
 def main(argv: list[str] | None = None, prog: str = "bertbench compare") -> int:
     try:
         args = parse_args(argv, prog)
-        columns = tuple(c for c in KEY_COLUMNS if c != "device")
-        a, b = load(args.a, columns), load(args.b, columns)
+        rows_a, rows_b = read_all(args.a), read_all(args.b)
+        columns = joined_columns(rows_a, rows_b)
+        a, b = keyed(rows_a, columns), keyed(rows_b, columns)
         result = compare(a, b, columns, args.threshold / 100)
         if not result.pairs:
             print(f"{prog}: nothing to compare: no point is measured (status ok or mismatch) in both {args.a} "
@@ -326,6 +303,8 @@ def main(argv: list[str] | None = None, prog: str = "bertbench compare") -> int:
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "compare.md").write_text(report)
+            from bertbench.compare_chart import write_chart
+
             write_chart(result, args.out / "compare.png", f"latency B/A   A: {args.a}   B: {args.b}")
     except (CompareError, OSError) as e:  # OSError: writing to --out
         print(f"{prog}: error: {e}", file=sys.stderr)

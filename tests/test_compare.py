@@ -84,8 +84,10 @@ def runs(tmp_path) -> tuple[Path, Path]:
 
 
 def pairs_of(a: Path, b: Path, threshold: float = 0.02) -> dict[tuple[str, str, str], compare.Pair]:
-    columns = tuple(c for c in KEY_COLUMNS if c != "device")
-    result = compare.compare(compare.load(a, columns), compare.load(b, columns), columns, threshold)
+    rows_a, rows_b = compare.read_all(a), compare.read_all(b)
+    columns = compare.joined_columns(rows_a, rows_b)
+    assert set(columns) <= set(KEY_COLUMNS) - {"device"}
+    result = compare.compare(compare.keyed(rows_a, columns), compare.keyed(rows_b, columns), columns, threshold)
     return {(p.section.split(" ")[0], p.series, p.batch): p for p in result.pairs}
 
 
@@ -213,3 +215,11 @@ def test_help_is_fast_and_importing_pulls_no_torch():
         [sys.executable, "-m", "bertbench.compare", "--help"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.startswith("usage: bertbench compare [-h]")
+
+
+def test_a_key_column_one_side_never_recorded_is_not_joined_on(tmp_path):
+    """Files from before the seed column join files that have it: nothing else is lost."""
+    old = [{"task": "qa", "attn_implementation": "sdpa", "batch_size": "2", "seed": ""}]
+    new = [{"task": "qa", "attn_implementation": "sdpa", "batch_size": "2", "seed": "0"}]
+    assert "seed" not in compare.joined_columns(old, new)
+    assert "seed" in compare.joined_columns(new, new) and "packed" in compare.joined_columns(old, new)
