@@ -58,7 +58,11 @@ def point_template(facts: RunFacts, task: str, point: GridPoint, config: RunConf
 
 
 def failed_rows(template: Row, names: list[str], failure: Failure) -> list[Row]:
-    return [replace(template, attn_implementation=n, status=failure.status, detail=failure.detail) for n in names]
+    return [_failed(replace(template, attn_implementation=n), failure) for n in names]
+
+
+def _failed(row: Row, failure: Failure) -> Row:
+    return replace(row, status=failure.status, detail=failure.detail)
 
 
 def point_rows(template: Row, models: TaskModels, result: PointResult, pending: list[str]) -> list[Row]:
@@ -92,13 +96,12 @@ def point_rows(template: Row, models: TaskModels, result: PointResult, pending: 
     rows = []
     for name in pending:
         if name in models.failed:
-            failure = models.failed[name]
-            rows.append(replace(common, attn_implementation=name, status=failure.status, detail=failure.detail))
+            rows += failed_rows(common, [name], models.failed[name])
             continue
         row = replace(common, attn_implementation=name, runs=models.runs_label(name))
         mine = result.variants["loop"][name]
         if isinstance(mine, Failure):
-            rows.append(replace(row, status=mine.status, detail=mine.detail))
+            rows.append(_failed(row, mine))
             continue
         row, notes = _loop_columns(row, mine, base, result, check)
         if result.energy:
@@ -117,12 +120,13 @@ class ParityCheck:
 
     def __init__(self, dtype, result: PointResult):
         self.dtype = dtype
-        base = result.baseline()
-        self.baseline_ref_err = base.parity.ref_err if isinstance(base, Measured) else None
+        self.baseline_ref_err = self.ref_err_baseline(result.baseline())
         self.note = result.reference_note
 
-    def ref_err_baseline(self, variant_base) -> float | None:
-        return variant_base.parity.ref_err if isinstance(variant_base, Measured) else None
+    @staticmethod
+    def ref_err_baseline(base: Measured | Failure | None) -> float | None:
+        """The baseline's own error against the reference, in one variant."""
+        return base.parity.ref_err if isinstance(base, Measured) else None
 
     def failure(self, parity: Parity, label: str = "", baseline_ref_err: float | None = None) -> str | None:
         """A note when the logits disagree, else None."""

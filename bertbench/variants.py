@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from bertbench.config import TimingPlan
-from bertbench.failures import Failure, one_line, release_memory, return_cached, synchronize
+from bertbench.failures import Failure, one_line, release_memory, synchronize
 from bertbench.graphs import capture_graph
 from bertbench.measure import PeakMemory, attention_kernels, run_with_peak_memory
 from bertbench.timing import Latency, time_interleaved
@@ -121,8 +121,7 @@ def measure(
             except Exception as e:
                 results[name] = Failure.of(e)
             release_memory(device)
-    del prepared
-    return_cached(device)
+    del prepared  # the caller returns the allocator's cache once it has dropped the outputs too
     return {name: results[name] for name in calls}
 
 
