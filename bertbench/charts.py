@@ -35,7 +35,8 @@ MARKERS = "osD^vPXh<>p"
 PAD_STYLES = ("-", (0, (4, 2)))  # combined.png: the grid's lowest and highest pad fraction
 DPI = 130
 NOISY_RATIO = 0.1  # rel_iqr above which a row is noisy (the schema's `noisy`)
-HOLLOW = {"noisy": "noisy (IQR > 10 % of median)", "launch_bound": "launch-bound (loop ≥ 1.5 x graph)"}
+HOST_BOUND = 0.8  # host_share from which a model is host-bound (timing.HOST_BOUND_SHARE; no torch here)
+HOLLOW = {"noisy": "noisy (IQR > 10 % of median)", "launch_bound": "host-bound (the host set the latency)"}
 RC = {"svg.fonttype": "none", "svg.hashsalt": "bertbench", "font.size": 8, "axes.titlesize": 8.5,
       "axes.labelsize": 8, "legend.fontsize": 7.5, "xtick.labelsize": 7, "ytick.labelsize": 7}  # fmt: skip
 CHART_FILE = re.compile(r"(seqlen_\d+_[a-z_]+|combined)\.(png|svg)")
@@ -96,7 +97,8 @@ def metric_frame(d: TaskData, m: Metric) -> pd.DataFrame:
     y = r[m.column]
     lo = hi = pd.Series(np.nan, index=r.index)
     noisy = pd.Series(False, index=r.index)
-    launch_bound = r["launch_bound"].eq(True) & (m.stem in ("speedup", "throughput"))
+    host_bound = r["launch_bound"].eq(True) | r["host_bound"].eq(True)  # by the graph's replay, or the enqueue time
+    launch_bound = host_bound & (m.stem in ("speedup", "throughput"))
     if m.stem == "speedup":
         base_lo = r["latency_ms_baseline_p10"].fillna(r["latency_ms_baseline"])
         base_hi = r["latency_ms_baseline_p90"].fillna(r["latency_ms_baseline"])
@@ -120,7 +122,8 @@ def metric_frame(d: TaskData, m: Metric) -> pd.DataFrame:
             "batch_size": base["batch_size"], "max_seqlen": base["max_seqlen"], "pad_fraction": base["pad_fraction"],
             "pad_real": base["pad_fraction_real"], "mode": base["mode"], "y": tokens / base["latency_ms_baseline"],
             "lo": tokens / base["latency_ms_baseline_p90"], "hi": tokens / base["latency_ms_baseline_p10"],
-            "noisy": base["rel_iqr_baseline"] > NOISY_RATIO, "launch_bound": False, "baseline_status": "ok",
+            "noisy": base["rel_iqr_baseline"] > NOISY_RATIO, "launch_bound": base["host_share_baseline"] >= HOST_BOUND,
+            "baseline_status": "ok",
         })], ignore_index=True)  # fmt: skip
     return frame
 

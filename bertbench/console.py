@@ -26,6 +26,7 @@ def summarize(rows: list[Row]) -> str:
             f"{_num(r.pad_fraction_real):>5} {_num(r.latency_ms_baseline):>9} {_num(r.latency_ms):>9} "
             f"{_num(r.speedup_pct, '+.1f'):>9} {_num(r.mem_saved_pct, '+.1f'):>10}  {r.status}"
             + (" noisy" if r.noisy else "")
+            + (" host-bound" if r.host_bound else "")
             + (f" ({r.detail})" if r.detail else "")
             for r in rows
         ]
@@ -49,6 +50,12 @@ def summarize(rows: list[Row]) -> str:
     if noisy:
         lines.append(
             f"{noisy} of {len(rows)} rows are noisy (interquartile range above 10 % of the median): read them loosely"
+        )
+    host_bound = sum(bool(r.host_bound) for r in rows)
+    if host_bound:
+        lines.append(
+            f"{host_bound} of {len(rows)} rows are host-bound (the GPU waited for the host): their latency follows "
+            "this host's speed, not the GPU's"
         )
     return "\n".join(lines)
 
@@ -137,7 +144,8 @@ def _clock(seconds: float) -> str:
 def time_share(timed_s: float, wall_s: float) -> str:
     """The end-of-run line: how much of the wall time the timed calls themselves took."""
     share = 100 * timed_s / wall_s if wall_s > 0 else 0.0
-    return (
+    line = (
         f"timed calls took {timed_s:.1f} s of {wall_s:.1f} s wall time ({share:.0f} %); the rest is loading, "
         "warm-up, the memory/kernel/parity call and the float32 reference"
     )
+    return line

@@ -194,9 +194,12 @@ def summary(data: list[TaskData]) -> str:
             lines.append(f"  left out {len(group)} {status} rows of {name}: {detail}")
         for status, group in d.baseline_failed.groupby("baseline_status"):
             lines.append(f"  {len(group)} rows where the baseline was {status}: throughput only, no speedup (x)")
-        marked = {"noisy": "noisy (IQR > 10 % of the median)", "launch_bound": "launch-bound"}
-        for column, what in marked.items():
-            if n := int(d.rows[column].eq(True).sum()):
+        marked = {
+            "noisy (IQR > 10 % of the median)": d.rows["noisy"].eq(True),
+            "host-bound": d.rows["launch_bound"].eq(True) | d.rows["host_bound"].eq(True),
+        }
+        for what, rows in marked.items():
+            if n := int(rows.sum()):
                 lines.append(f"  {n} rows {what}: hollow markers")
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ failure included: its implementations' rows then lack only what needs the baseli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -49,6 +50,7 @@ class PointResult:
     gflop_padded: float
     reference_note: str  # why there is no float32 reference, when there is none
     timed_s: float = 0.0  # the timed calls of every model and variant, added up
+    host_slowdown: float | None = None  # the host's launch speed meanwhile against the run's (host.HostWatch)
     energy: dict[str, Energy] = field(default_factory=dict)  # key -> reading (with --energy)
     variants: dict[str, dict[str, Measured | Failure]] = field(default_factory=dict)  # variant -> key -> result
 
@@ -63,7 +65,10 @@ def variants_of(config: RunConfig) -> list[Variant]:
     return [LOOP, *([GRAPH] if config.cuda_graphs else []), *([COMPILED] if config.compile else [])]
 
 
-def measure_point(models: TaskModels, point: GridPoint, pending: list[str]) -> PointResult:
+def measure_point(
+    models: TaskModels, point: GridPoint, pending: list[str], between: Callable[[], object] | None = None
+) -> PointResult:
+    """`between` runs after every timed window, on an idle device (host.HostWatch.read)."""
     config, task = models.config, models.task
     device = config.torch_device
     inputs = models.inputs(point, pending)
@@ -93,7 +98,13 @@ def measure_point(models: TaskModels, point: GridPoint, pending: list[str]) -> P
     for variant in variants_of(config):
         calls = inputs.graph_ready if variant is GRAPH else inputs.calls
         outcomes = measure(
-            variant, {k: calls[k] for k in keys}, device, config.timing, config.mode == "inference", UNPROFILED
+            variant,
+            {k: calls[k] for k in keys},
+            device,
+            config.timing,
+            config.mode == "inference",
+            UNPROFILED,
+            between,
         )
         logits = {}
         for key, outcome in outcomes.items():

@@ -5,7 +5,7 @@ throughput, TFLOP/s, the parity verdict, launch-boundness) is computed here, onc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bertbench.config import GridPoint, RunConfig
 from bertbench.failures import Failure
@@ -29,6 +29,7 @@ class RunFacts:
     dtype: str
     peak_tflops: float
     versions: dict[str, str]
+    manifest: dict = field(default_factory=dict)  # runs/<run_id>.json as written at the start
 
 
 def point_template(facts: RunFacts, task: str, point: GridPoint, config: RunConfig) -> Row:
@@ -74,6 +75,7 @@ def point_rows(template: Row, models: TaskModels, result: PointResult, pending: 
         mask_passed=result.mask_passed,
         gflop=result.gflop,
         gflop_padded=result.gflop_padded,
+        host_slowdown=result.host_slowdown,
     )
     base = result.baseline()
     if isinstance(base, Measured):
@@ -158,6 +160,7 @@ def _loop_columns(row: Row, mine: Measured, base, result: PointResult, check: Pa
         latency_ms_p10=latency.quantile(0.1),
         latency_ms_p90=latency.quantile(0.9),
         rel_iqr=latency.rel_iqr,
+        host_share=latency.host_share,
         mem_mb=memory.allocated_mb,
         mem_mb_reserved=memory.reserved_mb,
         tokens_per_s=latency.per_second(result.real_tokens),
@@ -171,11 +174,13 @@ def _loop_columns(row: Row, mine: Measured, base, result: PointResult, check: Pa
         row = replace(
             row,
             noisy=latency.noisy or base_latency.noisy,
+            host_share_baseline=base_latency.host_share,
+            host_bound=_either(latency.host_bound, base_latency.host_bound),
             speedup_pct=_speedup(base_latency.median, latency.median),
             mem_saved_pct=(1 - memory.allocated_mb / base_mem) * 100 if base_mem else math.nan,
         )
     else:
-        row = replace(row, noisy=latency.noisy)
+        row = replace(row, noisy=latency.noisy, host_bound=latency.host_bound)
         if isinstance(base, Failure):
             notes.append(f"baseline {row.baseline} {base.status}: {base.detail}")
     parity = mine.parity
@@ -243,6 +248,11 @@ def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], check
             columns["status"] = "mismatch"
             notes.append(failure)
     return replace(row, **columns)
+
+
+def _either(mine: bool | None, baseline: bool | None) -> bool | None:
+    """Host-bound when either model was; unknown (None, on the CPU) when neither is known."""
+    return None if mine is None and baseline is None else bool(mine or baseline)
 
 
 def _speedup(baseline_ms: float, ms: float) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 
-SCHEMA_VERSION = 3  # 1: up to the cuda_graphs/compile columns; 2: + git_commit ...; 3: this layout
+SCHEMA_VERSION = 4  # 1: to cuda_graphs/compile; 2: + git_commit; 3: + seed ...; 4: + host_share, host_bound ...
 STATUSES = ("ok", "mismatch", "unavailable", "oom", "error")
 
 
@@ -59,6 +59,18 @@ class Row:
     latency_ms_p90: float | None = col("implementation's 90th percentile latency")
     rel_iqr: float | None = col("implementation's interquartile range / median")
     noisy: bool | None = col("rel_iqr or rel_iqr_baseline above 0.1 (torch.utils.benchmark's threshold)")
+    host_share: float | None = col(
+        "GPU: the host's fastest enqueue of one call / the median latency (near 1: the host sets the pace)"
+    )
+    host_share_baseline: float | None = col("the same for the baseline")
+    host_bound: bool | None = col(
+        "GPU: host_share or host_share_baseline at least 0.8: the latency follows the host's speed, which "
+        "differs between runs (empty on the CPU)"
+    )
+    host_slowdown: float | None = col(
+        "the host's launch time while the point was timed over the run's typical (median of the probes "
+        "around its timed windows; runs/<run_id>.json has the run's)"
+    )
     speedup_pct: float | None = col("(latency_ms_baseline / latency_ms - 1) x 100")
     mem_mb_baseline: float | None = col("baseline's peak allocated memory above weights and batch (MiB)")
     mem_mb: float | None = col("implementation's peak allocated memory above weights and batch (MiB)")

@@ -4,6 +4,9 @@ row per implementation as soon as it is measured.
 Under torchrun each rank measures its share of the grid (distributed.shard) and appends to
 its own part file; after a barrier rank 0 merges every part into <task>.csv in grid order.
 Parts left by a crashed run count for --resume and are merged by the next run.
+
+Around every point's timed windows host.HostWatch probes how fast the host launches work;
+each row records it against the run's typical speed, and the manifest the run's spread.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from bertbench.console import Progress
 from bertbench.distributed import point_cost
 from bertbench.environment import device_name, manifest, new_run_id, versions, write_manifest
 from bertbench.holder import TaskModels
+from bertbench.host import HostWatch
 from bertbench.measure import matmul_tflops
 from bertbench.point import measure_point
 from bertbench.results import ResultsFile, csv_path, finished_keys, merge_parts, part_path, part_paths, prepare
@@ -39,7 +43,8 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
     written: list[Row] = []
     stats = stats if stats is not None else RunStats()
     try:
-        facts = start_run(config, rank)
+        watch = HostWatch(device)
+        facts = start_run(config, rank, watch)
         for task in config.tasks:  # a crash's cut tail moved aside, an older layout migrated, before --resume reads
             for existing in (csv_path(config.output_dir, task), *part_paths(config.output_dir, task)):
                 prepare(existing)
@@ -47,7 +52,10 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
         costs = [point_cost(p) * (1 + len(pending)) for task in config.tasks for p, pending in todo[task]]
         bar = Progress(costs, enabled=progress)
         for task in config.tasks:
-            written += _run_task(task, todo[task], config, facts, rank, bar, stats)
+            written += _run_task(task, todo[task], config, facts, rank, (bar, watch), stats)
+        if rank.rank == 0:
+            host = {**facts.manifest.get("host", {}), **host_summary(watch)}
+            write_manifest(config.output_dir, {**facts.manifest, "host": host})
         distributed.barrier(rank)
         if rank.rank == 0:
             for task in config.tasks:
@@ -57,16 +65,30 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
     return written
 
 
-def start_run(config: RunConfig, rank: distributed.Rank) -> RunFacts:
+def start_run(config: RunConfig, rank: distributed.Rank, watch: HostWatch | None = None) -> RunFacts:
     """The run's id (one for every torchrun rank), its manifest, and what every row shares."""
     device = config.torch_device
     run_id = distributed.shared(rank, new_run_id())
     peak = matmul_tflops(device, config.torch_dtype)
+    record = manifest(config, run_id, peak, rank.world_size)
+    if watch is not None:
+        record["host"] = {"launch_us_at_start": watch.typical_us}
     if rank.rank == 0:
-        write_manifest(config.output_dir, manifest(config, run_id, peak, rank.world_size))
+        write_manifest(config.output_dir, record)
     return RunFacts(
-        run_id, config.model_name, config.baseline, device_name(device), config.dtype, peak, versions(device)
+        run_id, config.model_name, config.baseline, device_name(device), config.dtype, peak, versions(device), record
     )
+
+
+def host_summary(watch: HostWatch) -> dict:
+    """The manifest's record of the host's launch speed over the run (host.py)."""
+    ordered = sorted(watch.readings)
+    return {
+        "launch_us_typical": watch.typical_us,
+        "launch_us_p10": ordered[len(ordered) // 10],
+        "launch_us_p90": ordered[len(ordered) * 9 // 10],
+        "probes": len(ordered),
+    }
 
 
 def pending_points(
@@ -92,22 +114,27 @@ def _run_task(
     config: RunConfig,
     facts: RunFacts,
     rank: distributed.Rank,
-    progress: Progress,
+    watchers: tuple[Progress, HostWatch],
     stats: RunStats,
 ) -> list[Row]:
     if not todo:
         return []
+    progress, watch = watchers
     path = part_path(config.output_dir, task, rank.rank) if rank.distributed else csv_path(config.output_dir, task)
     results = ResultsFile(path)  # before the models load: a file that cannot be appended to is known at once
     models = TaskModels(task, config)
-    written = []
+    written: list[Row] = []
+
     try:
         for point, pending in todo:
             template = point_template(facts, task, point, config)
             if models.baseline_failure is not None:
                 rows = failed_rows(template, pending, models.baseline_failure)
             else:
-                result = measure_point(models, point, pending)
+                watch.start_point()
+                result = measure_point(models, point, pending, watch.read)
+                watch.read()
+                result.host_slowdown = watch.slowdown()
                 stats.timed_s += result.timed_s
                 rows = point_rows(template, models, result, pending)
             stats.points += 1

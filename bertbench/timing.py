@@ -8,6 +8,7 @@ and a TimingPlan: nothing of tasks, models or baselines.
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
 import time
@@ -22,6 +23,7 @@ from bertbench.failures import Failure, release_memory
 INTERLEAVE_ROUNDS = 5
 MIN_ROUND_CALLS = 10
 NOISY_REL_IQR = 0.1  # torch.utils.benchmark warns above this interquartile range / median
+HOST_BOUND_SHARE = 0.8  # the host's fastest enqueue of a call over its median latency, from which it sets the pace
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Latency:
     """A value object built from raw per-call latencies (ms); every statistic derives from them."""
 
     latencies_ms: tuple[float, ...]
+    host_ms: tuple[float, ...] = ()  # on a GPU: how long the host took to enqueue each call
 
     @property
     def count(self) -> int:
@@ -61,6 +64,20 @@ class Latency:
     def noisy(self) -> bool:
         return self.rel_iqr > NOISY_REL_IQR
 
+    @property
+    def host_share(self) -> float | None:
+        """The host's fastest enqueue of one call over the median latency (GPU only). Near 1 the
+        GPU waited for the host (a launch-bound call, or one that synchronises with the host
+        inside, as FlashAttention-2 unpadding a batch does), so the latency follows the host's
+        speed, which differs between runs; well below 1 the GPU sets it. The fastest: a call
+        enqueued behind a full launch queue waits for the GPU."""
+        return min(self.host_ms) / self.median if self.host_ms else None
+
+    @property
+    def host_bound(self) -> bool | None:
+        share = self.host_share
+        return None if share is None else share >= HOST_BOUND_SHARE
+
     def per_second(self, items: float) -> float:
         """Throughput: `items` per median call, per second."""
         return items / (self.median * 1e-3)
@@ -74,9 +91,12 @@ def repetitions(estimate_ms: float, plan: TimingPlan) -> int:
     return max(min(fill, plan.num_batches), min(plan.min_batches, plan.num_batches))
 
 
-def latencies(fn: Callable[[], object], device: torch.device, count: int) -> tuple[float, ...]:
-    """Milliseconds of each of `count` calls of fn."""
-    return _cuda_latencies(fn, count) if device.type == "cuda" else _cpu_latencies(fn, count)
+def latencies(
+    fn: Callable[[], object], device: torch.device, count: int, host: list[float] | None = None
+) -> tuple[float, ...]:
+    """Milliseconds of each of `count` calls of fn; on a GPU the host's enqueue time of each
+    call is appended to `host` too."""
+    return _cuda_latencies(fn, count, host) if device.type == "cuda" else _cpu_latencies(fn, count)
 
 
 def round_sizes(count: int, rounds: int) -> list[int]:
@@ -84,17 +104,22 @@ def round_sizes(count: int, rounds: int) -> list[int]:
     return [count // rounds + (i < count % rounds) for i in range(rounds)]
 
 
-def _cuda_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
+def _cuda_latencies(fn: Callable[[], object], count: int, host: list[float] | None) -> tuple[float, ...]:
     """One pair of events around each call, one synchronisation after the last."""
     if count == 0:
         return ()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
+    enqueued = []
     for start, end in zip(starts, ends, strict=True):
+        begin = time.perf_counter()
         start.record()
         fn()
         end.record()
+        enqueued.append((time.perf_counter() - begin) * 1e3)
     torch.cuda.synchronize()
+    if host is not None:
+        host.extend(enqueued)
     return tuple(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True))
 
 
@@ -108,7 +133,10 @@ def _cpu_latencies(fn: Callable[[], object], count: int) -> tuple[float, ...]:
 
 
 def time_interleaved(
-    calls: dict[str, Callable[[], object]], device: torch.device, plan: TimingPlan
+    calls: dict[str, Callable[[], object]],
+    device: torch.device,
+    plan: TimingPlan,
+    between: Callable[[], object] | None = None,
 ) -> tuple[dict[str, Latency], dict[str, Failure]]:
     """Warm up and time every call, interleaved; a call that raises becomes a Failure.
 
@@ -117,9 +145,12 @@ def time_interleaved(
     spell of the host or the GPU falls on all models alike instead of on one measurement.
     Rounds are kept long because below batch ~16 the host sets the latency and a
     synchronisation every few calls slows it (by up to 20 % on the H100:
-    scripts/launch_probe.py, docs/validation/).
+    scripts/launch_probe.py, docs/validation/). `between` runs after every window of calls,
+    on an idle device (host.HostWatch.read: how fast the host was meanwhile). Python's garbage
+    collector is off while calls are timed, as timeit has it.
     """
     timed: dict[str, list[float]] = {}
+    host: dict[str, list[float]] = {}
     rounds: dict[str, list[int]] = {}
     failures: dict[str, Failure] = {}
 
@@ -138,15 +169,23 @@ def time_interleaved(
         if warm:  # the median: the first warm-up call carries one-off set-up costs
             count = repetitions(statistics.median(warm), plan)
         rounds[name] = round_sizes(count, max(1, min(INTERLEAVE_ROUNDS, count // MIN_ROUND_CALLS)))
-        timed[name] = []
+        timed[name], host[name] = [], []
 
     def time_round(name: str, index: int) -> None:
         if index < len(rounds[name]):
-            timed[name].extend(latencies(calls[name], device, rounds[name][index]))
+            timed[name].extend(latencies(calls[name], device, rounds[name][index], host[name]))
+            if between is not None:
+                between()
 
     for name in calls:
         attempt(name, warm_up)
-    for index in range(INTERLEAVE_ROUNDS):
-        for name in list(timed):
-            attempt(name, time_round, index)
-    return {name: Latency(tuple(values)) for name, values in timed.items()}, failures
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for index in range(INTERLEAVE_ROUNDS):
+            for name in list(timed):
+                attempt(name, time_round, index)
+    finally:
+        if collecting:
+            gc.enable()
+    return {name: Latency(tuple(values), tuple(host[name])) for name, values in timed.items()}, failures

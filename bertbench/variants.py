@@ -90,11 +90,12 @@ def measure(
     plan: TimingPlan,
     inference: bool = True,
     unprofiled: frozenset[str] = frozenset(),
+    between: Callable[[], object] | None = None,
 ) -> dict[str, Outcome | Failure]:
     """Prepare every call, time them interleaved, then make one more call of each for its peak
     memory, the attention kernels it ran (not for the `unprofiled` ones, whose kernels no
     column holds: the profiler costs 50-100 ms a call) and its output together. A model that
-    fails at any step becomes a Failure and the others go on."""
+    fails at any step becomes a Failure and the others go on. `between`: see time_interleaved."""
     results: dict[str, Outcome | Failure] = {}
     prepared: dict[str, Prepared] = {}
     with torch.inference_mode(inference), variant.context():
@@ -105,7 +106,7 @@ def measure(
             except Exception as e:
                 results[name] = _failure(variant, e)
             release_memory(device)
-        timings, failures = time_interleaved({n: p.call for n, p in prepared.items()}, device, plan)
+        timings, failures = time_interleaved({n: p.call for n, p in prepared.items()}, device, plan, between)
         results.update(failures)
         for name, latency in timings.items():
             p = prepared[name]

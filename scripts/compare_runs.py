@@ -1,8 +1,12 @@
 """Do two results folders hold the same measurements, and how far apart are their latencies?
 
-Used to check a torchrun sweep against the same sweep in one process: the same points and
-implementations in the same (grid) order with the same statuses, and per implementation the
-median and extremes of latency_ms(second) / latency_ms(first) over the points both measured.
+Used to check a torchrun sweep against the same sweep in one process (the same points and
+implementations with the same statuses; the order may differ, since a point timed while the
+host ran slow is measured again at the end of its task), and two runs of one build against
+each other: per implementation the median and extremes of latency_ms(second) /
+latency_ms(first) over the points both measured, and how many of the rows flagged neither
+noisy nor host-bound in either run agree within 5 % (the implementation's and the baseline's
+median latency).
 
 Usage: python scripts/compare_runs.py FIRST_DIR SECOND_DIR [TASK ...]
 Exits 1 when the rows differ in anything but their timings, or there are none.
@@ -29,14 +33,34 @@ def compare(first: Path, second: Path, task: str) -> bool | None:
     if not a and not b:
         return None
     keys_a, keys_b = [row_key(r) for r in a], [row_key(r) for r in b]
-    same_order = keys_a == keys_b
+    same = sorted(keys_a) == sorted(keys_b)
     rows_a = dict(zip(keys_a, a, strict=True))
     pairs = [(key, rows_a.get(key), row) for key, row in zip(keys_b, b, strict=True)]
     status_diffs = sum(first is not None and first["status"] != row["status"] for _, first, row in pairs)
     print(
-        f"{task}: {len(a)} rows vs {len(b)}; same measurements in the same order: {same_order}; "
-        f"status differs in {status_diffs}"
+        f"{task}: {len(a)} rows vs {len(b)}; same measurements: {same} ({'same' if keys_a == keys_b else 'other'} "
+        f"order); status differs in {status_diffs}"
     )
+    steady = [
+        (first_row, row)
+        for _, first_row, row in pairs
+        if first_row is not None
+        and "ok" == first_row["status"] == row["status"]
+        and "False" == first_row["noisy"] == row["noisy"]
+        and "True" not in (first_row["host_bound"], row["host_bound"])
+    ]
+    agree = [pair for pair in steady if all(_within(pair, column, 0.05) for column in REPEATED)]
+    print(
+        f"  rows flagged neither noisy nor host-bound in either run: {len(steady)}; "
+        f"of them within 5 % in both latencies: {len(agree)}"
+    )
+    for first_row, row in steady:
+        if (first_row, row) not in agree:
+            print(
+                f"    apart: {row['attn_implementation']} batch {row['batch_size']} x {row['max_seqlen']} "
+                f"pad {row['pad_fraction']}: "
+                + ", ".join(f"{c} {float(first_row[c]):.3g} vs {float(row[c]):.3g}" for c in REPEATED)
+            )
     ratios: dict[str, list[float]] = {}
     baseline_points = set()
     for key, first_row, row in pairs:
@@ -55,7 +79,15 @@ def compare(first: Path, second: Path, task: str) -> bool | None:
             f"  {name:<18} latency second/first over {len(values)} points: median {statistics.median(values):.3f}, "
             f"min {min(values):.3f}, max {max(values):.3f}"
         )
-    return same_order and not status_diffs
+    return same and not status_diffs
+
+
+REPEATED = ("latency_ms", "latency_ms_baseline")
+
+
+def _within(pair: tuple[dict, dict], column: str, share: float) -> bool:
+    first, second = (float(row[column]) for row in pair)
+    return abs(second / first - 1) <= share
 
 
 def main(argv: list[str]) -> int:

@@ -1,41 +1,59 @@
-"""Where does a sweep's wall time go besides the timed calls? cProfile over a small sweep,
-the cumulative time of the steps that are not timed calls. Prints a short table.
+"""Where does a sweep's wall time go besides the timed calls? Wall time of each step, summed
+over a sweep, by wrapping the functions that make the steps with a timer (cheap enough not to
+slow launch-bound calls down, as a Python profiler would). Prints a short table.
 
     python scripts/profile_overhead.py [benchmark flags...]
 """
 
-import cProfile
-import pstats
+import functools
 import sys
 import time
+from collections import defaultdict
 
+from bertbench import holder, host, point, results, sweep, variants
 from bertbench.cli import parse_args
-from bertbench.sweep import RunStats, run
 
-STEPS = (
-    "load_baseline",
-    "load_like",
-    "matmul_tflops",
-    "make_batch",
-    "time_interleaved",
-    "attention_kernels",
-    "run_with_peak_memory",
-    "agreement",
-    "compile_friendly_flex_attention",
-    "measure_point",
-    "release_memory",
-    "append",
+spent: dict[str, float] = defaultdict(float)
+calls: dict[str, int] = defaultdict(int)
+
+
+def timed(owner, name: str, label: str) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[label] += time.perf_counter() - start
+            calls[label] += 1
+
+    setattr(owner, name, wrapper)
+
+
+STEPS = (  # (where the name is looked up, name, label), outermost first
+    (sweep, "TaskModels", "load the models"),
+    (sweep, "measure_point", "measure_point (all of a point)"),
+    (holder.TaskModels, "inputs", "  batch and calls"),
+    (point, "measure", "  variants.measure"),
+    (variants, "time_interleaved", "    warm-up + timed calls"),
+    (variants, "attention_kernels", "    profiled call (kernels, memory, output)"),
+    (variants, "run_with_peak_memory", "    memory call (+ the profiled ones)"),
+    (point, "agreement", "  parity"),
+    (point, "return_cached", "  empty the allocator cache"),
+    (host.HostWatch, "read", "  host probes"),
+    (sweep, "point_rows", "rows"),
+    (results.ResultsFile, "append", "append to the CSV"),
 )
+for owner, name, label in STEPS:
+    timed(owner, name, label)
 
 config = parse_args(sys.argv[1:])
-stats = RunStats()
-profiler = cProfile.Profile()
+stats = sweep.RunStats()
 start = time.perf_counter()
-profiler.runcall(run, config, False, stats)
+sweep.run(config, False, stats)
 wall = time.perf_counter() - start
-table = pstats.Stats(profiler)
 print(f"wall {wall:.1f} s, timed calls {stats.timed_s:.1f} s, points {stats.points}")
-for (filename, _, name), (_, _, _, cumulative, _) in sorted(table.stats.items(), key=lambda kv: -kv[1][3]):
-    if name in STEPS:
-        print(f"{name:<34} {cumulative:8.1f} s  {filename.rsplit('/', 2)[-1]}")
-table.sort_stats("tottime").print_stats(12)
+for _, _, label in STEPS:
+    print(f"{label:<44} {spent[label]:7.2f} s  {calls[label]:6d} calls")

@@ -61,8 +61,9 @@ def test_two_processes_on_gloo_sweep_and_merge_in_grid_order(tmp_path):
     (run_id,) = {r["run_id"] for r in rows}  # one run, whichever rank measured the row
     assert [p.name for p in (out / "runs").iterdir()] == [f"{run_id}.json"]  # one manifest, by rank 0
 
-    # The same sweep in one process, one thread as torchrun gives each rank: the same rows in
-    # the same order, as scripts/compare_runs.py (used on the GPU) finds.
+    # The same sweep in one process, one thread as torchrun gives each rank: the same rows, as
+    # scripts/compare_runs.py (used on the GPU) finds (in grid order unless a point was measured
+    # again at the end because the host ran slow).
     plain = tmp_path / "plain"
     single = subprocess.run(
         [sys.executable, "benchmark_bert.py", *args, "--output-dir", str(plain)],
@@ -71,7 +72,8 @@ def test_two_processes_on_gloo_sweep_and_merge_in_grid_order(tmp_path):
     assert single.returncode == 0, single.stderr[-3000:]
     same = compare_runs(plain, out)
     assert same.returncode == 0, same.stdout + same.stderr
-    assert "qa: 12 rows vs 12; same measurements in the same order: True; status differs in 0" in same.stdout
+    assert "qa: 12 rows vs 12; same measurements: True" in same.stdout
+    assert "status differs in 0" in same.stdout
     assert "eager (baseline)   latency second/first over 6 points" in same.stdout
 
     rows[3]["status"] = "error"  # one measurement that failed in the second run

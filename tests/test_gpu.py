@@ -104,13 +104,19 @@ def test_packed_flash_attention_matches_padded_eager(tmp_path, dtype):
     config = gpu_config(
         tmp_path,
         f"--task all --model-size base --dtype {dtype} --batch-size 8 --max-seqlen 128 --avg-seqlen 64 --packed "
-        "--optimization flash_attention_2 flash_attention_3",
+        "--optimization flash_attention_2 flash_attention_3 sdpa-varlen",
     )
     rows = sweep.run(config, progress=False)
-    print("\n".join(str((r["task"], r["attn_implementation"], r["status"], r["rel_err"], r["detail"])) for r in rows))
+    print(
+        "\n".join(
+            str((r["task"], r["attn_implementation"], r["status"], r["rel_err"], r["attention_kernels"], r["detail"]))
+            for r in rows
+        )
+    )
     for r in rows:
         if r["attn_implementation"] == "flash_attention_3" and r["status"] == "unavailable":
             continue  # no FlashAttention-3 build on this machine
+        assert r["attention_kernels"] != "none", r  # the varlen kernel is named, as the padded ones are
         assert r["status"] == "ok" and r["packed"] and r["rel_err"] < 2e-2, (
             r["task"],
             r["attn_implementation"],
@@ -188,3 +194,19 @@ def test_compiled_models_agree_with_eager_and_compile_time_is_kept_apart(tmp_pat
     assert row["compile_s"] > 1 and row["compile_s_baseline"] > 1  # seconds, against milliseconds of latency
     assert 0 < row["latency_ms_compiled"] < 1000 * row["compile_s"] / 10
     assert row["attention_kernels_compiled"]
+
+
+def test_energy_per_token_is_read_within_the_boards_power_limit(tmp_path):
+    pynvml = pytest.importorskip("pynvml")
+    config = gpu_config(
+        tmp_path, "--task qa --model-size base --batch-size 64 --max-seqlen 512 --energy --optimization sdpa"
+    )
+    (row,) = sweep.run(config, progress=False)
+    print((row["joules_per_1k_tokens"], row["joules_per_1k_tokens_baseline"], row["power_w"], row["power_w_baseline"]))
+    pynvml.nvmlInit()
+    limit_w = pynvml.nvmlDeviceGetEnforcedPowerLimit(pynvml.nvmlDeviceGetHandleByIndex(0)) / 1000
+    assert row["status"] == "ok", row["detail"]
+    for power in (row["power_w"], row["power_w_baseline"]):
+        assert 50 < power <= 1.05 * limit_w
+    # sdpa does the same work as eager in about half the time at 64 x 512, at no higher power
+    assert 0 < row["joules_per_1k_tokens"] < row["joules_per_1k_tokens_baseline"]

@@ -129,17 +129,18 @@ def test_one_panel_per_pad_fraction_labelled_with_the_realised_padding(tmp_path,
     assert len(axes[0].containers) == 2  # p10-p90 bars of both implementations
 
 
-def test_noisy_and_launch_bound_rows_are_hollow(tmp_path, figures):
-    rows = [gpu_row("sdpa", b, 128, 0.0, 5.0, 10.0, spread=0.3 if b == 1 else 0.02) for b in (1, 2, 4)]
+def test_noisy_and_host_bound_rows_are_hollow(tmp_path, figures):
+    rows = [gpu_row("sdpa", b, 128, 0.0, 5.0, 10.0, spread=0.3 if b == 1 else 0.02) for b in (1, 2, 4, 8)]
     rows[2].launch_bound, rows[2].latency_ms_graph, rows[2].latency_ms_graph_baseline = True, 2.0, 4.0
+    rows[3].host_bound = True  # known from the host's enqueue time, without a graph
     write(tmp_path / "r", rows)
     (data,) = load_results(tmp_path / "r")
     plot_all([data], tmp_path / "p")
     (speedup,) = figures["qa/seqlen_128_speedup"]
-    assert hollow_markers(speedup) == 2
+    assert hollow_markers(speedup) == 3
     labels = [t.get_text() for t in figures["qa/seqlen_128_speedup"][0].figure.legends[0].get_texts()]
-    assert any("noisy" in t and "launch-bound" in t for t in labels)
-    assert "1 rows noisy" in summary([data]) and "1 rows launch-bound" in summary([data])
+    assert any("noisy" in t and "host-bound" in t for t in labels)
+    assert "1 rows noisy" in summary([data]) and "2 rows host-bound" in summary([data])
 
 
 def test_points_where_the_baseline_failed_are_marked_and_counted(tmp_path, figures):
