@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from bertbench.capacity import CapacityResult, largest_batch, oom_probe
+from bertbench.capacity import CapacityResult, MemoryModel, largest_batch, oom_probe
 from bertbench.config import GridPoint, RunConfig
 from bertbench.holder import BASELINE, TaskModels
 from bertbench.rows import RunFacts
@@ -71,7 +71,13 @@ def _search(models: TaskModels, key: str, seqlen: int, limit: int) -> CapacityRe
 
         return probe
 
-    return largest_batch(oom_probe(call_for, models.config.torch_device), 1, limit, PRECISION)
+    device = models.config.torch_device
+    model = None
+    if device.type == "cuda":  # what the allocator can reach: its own reserve and what is free
+        free, _ = torch.cuda.mem_get_info(device)
+        model = MemoryModel(free + torch.cuda.memory_reserved(device))
+    guess = model.guess if model is not None else None
+    return largest_batch(oom_probe(call_for, device, model), 1, limit, PRECISION, guess)
 
 
 def _row(facts: RunFacts, config: RunConfig, task: str, key: str, seqlen: int, found) -> dict[str, str]:

@@ -6,7 +6,8 @@ For each <task>.csv, a folder <plots-dir>/<task>/ with, per max seqlen, seqlen_<
 seqlen_<L>_mem_saved and seqlen_<L>_throughput (one panel per pad fraction), the CUDA-graph and
 compiled speedups where the rows carry them, and combined (every metric at every seqlen); then
 <plots-dir>/report.md and report.html: the fastest and the leanest configuration per task and
-regime, with margins and whether they exceed the measured noise.
+regime, with margins and whether they exceed the measured noise. Where --capacity wrote rows
+(<results-dir>/capacity/), <plots-dir>/capacity/capacity: the largest batch that fits.
 
 Bad input (no results, a CSV that is not ours or cannot be read, --plots-dir a file, nothing with
 an ok row to draw) is told in one line on stderr, exit status 2. A task without ok rows gets a
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from bertbench.plotting import PlotError, load_results, no_charts_reason, plot_all, summary
+from bertbench.plotting import PlotError, load_results, no_charts_reason, plot_all, result_files, summary
 
 DEFAULT_FORMATS = ("png", "svg")
 
@@ -41,12 +42,23 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def result_files_or_none(results_dir: Path) -> list[Path]:
+    return result_files(results_dir) if results_dir.is_dir() else []
+
+
 def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
     """The `bertbench-plot` command; plot.py calls it as prog "plot.py"."""
     try:
         args = parse_args(argv, prog)
         if args.plots_dir.exists() and not args.plots_dir.is_dir():
             raise PlotError(f"--plots-dir {args.plots_dir}: is a file, not a folder")
+        from bertbench import capacity_chart
+
+        if not result_files_or_none(args.results_dir) and capacity_chart.read_rows(args.results_dir):
+            args.plots_dir.mkdir(parents=True, exist_ok=True)  # a folder of --capacity rows alone
+            written = capacity_chart.write_chart(args.results_dir, args.plots_dir, tuple(dict.fromkeys(args.format)))
+            print(f"{len(written)} capacity charts written under {args.plots_dir}/capacity/")
+            return 0
         data = load_results(args.results_dir)
         skipped = {d.task: reason for d in data if (reason := no_charts_reason(d))}
         if len(skipped) == len(data):
@@ -57,6 +69,7 @@ def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
         formats = tuple(dict.fromkeys(args.format))
         args.plots_dir.mkdir(parents=True, exist_ok=True)
         written = plot_all(data, args.plots_dir, formats)
+        written += capacity_chart.write_chart(args.results_dir, args.plots_dir, formats)
         reports = []
         if not args.no_report:
             from bertbench import report

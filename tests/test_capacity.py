@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bertbench import capacity
-from bertbench.capacity import is_out_of_memory, largest_batch, oom_probe
+from bertbench.capacity import MemoryModel, is_out_of_memory, largest_batch, oom_probe
 
 CPU = torch.device("cpu")
 
@@ -143,3 +143,46 @@ def test_oom_probe_on_a_real_model_fits_on_the_cpu():
     result = largest_batch(oom_probe(call_for_batch, CPU), limit=8)
     assert (result.status, result.largest) == ("limit", 8)
     assert [batch for batch, _ in result.probes] == [1, 2, 4, 8]
+
+
+@pytest.mark.parametrize("n", [100, 4700, 50_000])
+def test_a_right_guess_settles_the_search_in_two_probes_after_the_doubling(n):
+    doubling = math.ceil(math.log2(n + 1)) + 1
+    plain = largest_batch(memory_limit(n), limit=2**16, precision=1 / 32)
+    guided = largest_batch(memory_limit(n), limit=2**16, precision=1 / 32, guess=lambda: n)
+    assert guided.status == "ok" and n * (1 - 1 / 32) <= guided.largest <= n < guided.smallest_failure
+    assert guided.probe_count == doubling + 2 < plain.probe_count
+
+
+@pytest.mark.parametrize("wrong", [None, 0, 1, 7, 3000, 10**9])
+def test_a_wrong_guess_costs_probes_never_the_answer(wrong):
+    result = largest_batch(memory_limit(4700), limit=2**16, guess=lambda: wrong)
+    assert (result.status, result.largest, result.smallest_failure) == ("ok", 4700, 4701)
+    assert result.probe_count <= probe_bound(4700) + 2
+
+
+def test_the_memory_model_extrapolates_the_fitting_probes_to_the_devices_memory():
+    model = MemoryModel(device_bytes=1000.0)
+    assert model.guess() is None  # nothing to fit yet
+    model.peaks[1] = 110.0
+    assert model.guess() is None
+    model.peaks.update({2: 120.0, 4: 140.0})  # 100 of weights, 10 per sequence
+    assert model.guess() == 90
+    model.peaks = {2: 140.0, 4: 140.0}  # a flat line predicts nothing
+    assert model.guess() is None
+
+
+def test_the_guided_search_on_a_fake_device_finds_what_the_plain_one_does():
+    memory = MemoryModel(device_bytes=2**30)
+    per_sequence, weights = 3 * 2**18, 2**27  # 0.75 MiB a sequence over 128 MiB of weights
+
+    def fits(batch: int) -> bool:
+        peak = weights + per_sequence * batch
+        if peak > 0.98 * memory.device_bytes:  # the allocator's rounding: a little short of the model
+            return False
+        memory.peaks[batch] = peak
+        return True
+
+    guided = largest_batch(fits, limit=2**16, precision=1 / 32, guess=memory.guess)
+    plain = largest_batch(fits, limit=2**16, precision=1 / 32)
+    assert abs(guided.largest - plain.largest) <= plain.largest / 32 and guided.probe_count < plain.probe_count

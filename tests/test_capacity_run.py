@@ -35,3 +35,28 @@ def test_capacity_rows_find_each_models_limit_against_a_fake_memory(tmp_path, mo
         assert row["status"] == "ok" and largest <= budget < failure <= largest * (1 + capacity_run.PRECISION) + 1
         assert len(row["probes"].split()) <= 2 * 13  # doubling then bisection: O(log N) probes
     assert set(found) == {("eager", "True", 32), ("eager", "True", 64), ("sdpa", "False", 32), ("sdpa", "False", 64)}
+
+
+def test_plot_draws_the_capacity_rows_of_a_capacity_run(tmp_path, monkeypatch):
+    """A folder with --capacity rows alone gets the capacity chart; a second search of the same
+    model and seqlen replaces the first in it (capacity_chart.latest)."""
+    from bertbench import capacity_chart, plot_cli
+
+    test_capacity_rows_find_each_models_limit_against_a_fake_memory(tmp_path, monkeypatch)
+    rows = capacity_chart.read_rows(tmp_path)
+    assert len(rows) == 4 and {r["task"] for r in rows} == {"qa"}
+    again = {**rows[0], "largest_batch": "7", "timestamp": "later"}
+    keyed = capacity_chart.latest([*rows, again])
+    assert len(keyed) == 4 and keyed[tuple(again[c] for c in ("task", "mode", "max_seqlen", "attn_implementation",
+                                                                "baseline"))]["largest_batch"] == "7"  # fmt: skip
+    assert plot_cli.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "p"), "--format", "png"]) == 0
+    assert (tmp_path / "p" / "capacity" / "capacity.png").stat().st_size > 0
+
+
+def test_no_capacity_rows_no_chart_and_a_foreign_file_is_left_out(tmp_path):
+    from bertbench import capacity_chart
+
+    assert capacity_chart.write_chart(tmp_path, tmp_path / "p") == []
+    (tmp_path / "capacity").mkdir()
+    (tmp_path / "capacity" / "qa.csv").write_text("a,b\n1,2\n")
+    assert capacity_chart.read_rows(tmp_path) == [] and capacity_chart.write_chart(tmp_path, tmp_path / "p") == []
