@@ -132,7 +132,7 @@ class MemoryModel:
 
     def __init__(self, device_bytes: float):
         self.device_bytes = device_bytes
-        self.peaks: dict[int, float] = {}  # batch -> peak bytes allocated, of probes that fitted
+        self.peaks: dict[int, float] = {}  # batch -> peak bytes reserved, of probes that fitted
 
     def guess(self) -> int | None:
         if len(self.peaks) < 2:
@@ -164,7 +164,8 @@ def oom_probe(
     Out of memory anywhere (building the inputs or the call) gives False; anything else is
     raised. Memory is freed after every probe, fitted or not, outside the except block (whose
     frames hold the failed tensors), so that each probe starts from the same free memory. On a
-    GPU the peak memory of each probe that fits goes to `model`.
+    GPU the peak reserved memory of each probe that fits goes to `model` (the allocated peak
+    predicted 32.5k sequences where 24.8k fitted, eager classification at seqlen 128 on the H100).
     """
 
     def fits(batch: int) -> bool:
@@ -175,8 +176,8 @@ def oom_probe(
             output = call_for_batch(batch)()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-                if model is not None:
-                    model.peaks[batch] = torch.cuda.max_memory_allocated(device)
+                if model is not None:  # reserved: the allocator's rounding and fragmentation count too
+                    model.peaks[batch] = torch.cuda.max_memory_reserved(device)
             del output
             fitted = True
         except Exception as e:
