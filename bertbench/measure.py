@@ -24,6 +24,17 @@ from bertbench.timing import latencies
 ATTENTION_OP = re.compile(r"^(aten::_scaled_dot_product_\w+|flash_attn\w*::\w+|aten::_flash_attention_forward)$")
 # What an SDPA backend calls underneath: named only where no SDPA operator ran (torch's varlen_attn)
 NESTED = {"aten::_flash_attention_forward"}
+# GPU kernel names by class, for a breakdown of one forward (scripts/kernel_breakdown.py).
+# Attention first: FlashAttention's kernels carry cutlass types in their template arguments.
+ATTENTION_KERNEL = re.compile(r"flash|fmha|attention|attn|sdpa|cudnn|softmax_warp", re.IGNORECASE)
+GEMM_KERNEL = re.compile(r"gemm|cutlass|xmma|cublas|nvjet|sm\d+_\w*_tn", re.IGNORECASE)
+
+
+def kernel_class(name: str) -> str:
+    """gemm, attention or other (element-wise, normalisation, copies) for a GPU kernel's name."""
+    if ATTENTION_KERNEL.search(name):
+        return "attention"
+    return "gemm" if GEMM_KERNEL.search(name) else "other"
 
 
 def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:

@@ -11,7 +11,6 @@ Prints one line per model; gaps = (last kernel end - first kernel start) - kerne
 
 from __future__ import annotations
 
-import re
 import sys
 
 import torch
@@ -19,17 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from bertbench.cli import parse_args
 from bertbench.holder import TaskModels
-
-GEMM = re.compile(r"gemm|cutlass|xmma|cublas|matmul|sm\d+_.*_tn|nvjet", re.IGNORECASE)
-ATTENTION = re.compile(r"flash|fmha|attention|attn|cudnn|softmax_warp", re.IGNORECASE)
-
-
-def kernel_class(name: str) -> str:
-    if ATTENTION.search(name) and not GEMM.search(name):
-        return "attention"
-    if GEMM.search(name):
-        return "gemm"
-    return "other"
+from bertbench.measure import kernel_class
 
 
 def breakdown(call, inference: bool) -> dict[str, float]:

@@ -75,3 +75,17 @@ def test_attention_kernels_name_the_operator_that_really_ran(capfd):
             assert output.start_logits.shape == (2, 32)
     assert seen == {"eager": "none", "sdpa": "sdpa_flash_attention_for_cpu", "sdpa-math": "sdpa_attention_math"}
     assert "profiler" not in capfd.readouterr().err  # the profiler's own start/stop lines are silenced
+
+
+def test_kernel_names_fall_in_their_class():
+    from bertbench.measure import kernel_class
+
+    flash = "void flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64, 128, 128, 4, false, false, cutlass::half_t>>"
+    assert kernel_class(flash) == "attention"  # cutlass in its template arguments, attention all the same
+    assert kernel_class("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_3") == "attention"
+    softmax = "void (anonymous namespace)::softmax_warp_forward<c10::Half, c10::Half, float, 9>"  # eager's
+    assert kernel_class(softmax) == "attention"
+    assert kernel_class("sm90_xmma_gemm_f16f16_f16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1") == "gemm"
+    assert kernel_class("nvjet_hsh_128x256_64x4_2x1_v_bz_coopA_NNT") == "gemm"
+    assert kernel_class("void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl>") == "other"
+    assert kernel_class("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::Half>") == "other"
