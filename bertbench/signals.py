@@ -41,6 +41,7 @@ class _State:
     received: int | None = None  # the first signal
     raised = False  # Interrupted was raised for it
     depth = 0  # nesting of deferred() blocks
+    installed = False  # our handlers are in place (install, until restore)
 
 
 _state = _State()
@@ -55,11 +56,32 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         raise Interrupted(signum)
 
 
+def check() -> None:
+    """Raise Interrupted for a signal already received whose exception was lost: raised while
+    Python ran an object's finaliser (`__del__`, e.g. when the garbage collector runs), it is
+    printed as "Exception ignored" and the run would go on. Called between grid points."""
+    if _state.installed and _state.received is not None and _state.depth == 0:
+        _state.raised = True
+        raise Interrupted(_state.received)
+
+
+def _unraisable(hook: Callable) -> Callable:
+    """sys.unraisablehook that keeps quiet about an Interrupted lost in a finaliser (check()
+    raises it again, as one line) and passes everything else to `hook`."""
+
+    def quiet(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, Interrupted):
+            hook(unraisable)
+
+    return quiet
+
+
 def install() -> dict[int, object]:
     """Handle SIGINT and SIGTERM from now on; returns the handlers replaced (for restore).
     Outside the main thread (where Python allows no handler) nothing changes."""
-    _state.received, _state.raised, _state.depth = None, False, 0
-    previous = {}
+    _state.received, _state.raised, _state.depth, _state.installed = None, False, 0, True
+    previous: dict = {"unraisablehook": sys.unraisablehook}
+    sys.unraisablehook = _unraisable(sys.unraisablehook)
     try:
         for sig in SIGNALS:
             previous[sig] = signal.signal(sig, _handle)
@@ -68,9 +90,14 @@ def install() -> dict[int, object]:
     return previous
 
 
-def restore(previous: dict[int, object]) -> None:
+def restore(previous: dict) -> None:
+    """Put back what install() replaced; the signal received meanwhile is kept for guard()."""
+    _state.installed = False
     for sig, handler in previous.items():
-        signal.signal(sig, handler)  # type: ignore[arg-type]
+        if sig == "unraisablehook":
+            sys.unraisablehook = handler
+        else:
+            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -108,7 +135,10 @@ def guard(main: Callable[[], int], prog: str) -> int:
     """Run a script's main; an interrupt that escapes it (e.g. while it imports) is one line,
     and so is one arriving after it returned, while the interpreter shuts down."""
     try:
-        return main()
+        code = main()
+        if _state.received is not None and code != 128 + _state.received:
+            raise Interrupted(_state.received)  # its exception was lost in a finaliser: still a signal
+        return code
     except KeyboardInterrupt as e:
         print(f"{prog}: error: {describe(e)}", file=sys.stderr)
         return exit_code(e)

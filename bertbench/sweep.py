@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from bertbench import distributed
+from bertbench import distributed, signals
 from bertbench.config import GridPoint, RunConfig
 from bertbench.console import Progress
 from bertbench.distributed import point_cost
@@ -127,6 +127,7 @@ def _run_task(
 
     try:
         for point, pending in todo:
+            signals.check()
             template = point_template(facts, task, point, config)
             if models.baseline_failure is not None:
                 rows = failed_rows(template, pending, models.baseline_failure)
@@ -143,6 +144,7 @@ def _run_task(
                 results.append(row)
                 written.append(row)
             progress.advance(f"{task} batch {point.batch_size} x {point.max_seqlen}, pad {point.pad_fraction:g}")
+        signals.check()  # a signal whose exception a finaliser swallowed at the last point
     finally:
         results.close()
         models.close()

@@ -230,3 +230,23 @@ def test_error_rows_end_the_run_with_exit_1_a_count_and_the_first_reason(tmp_pat
         f"{PROG}1 of 4 rows are errors; the first, qa sdpa-math at batch 2 x seqlen 16: RuntimeError: kernel exploded"
     )
     assert len(read_rows(tmp_path / "qa.csv")) == 4 and tuple(read_rows(tmp_path / "qa.csv")[0]) == COLUMNS
+
+
+def test_a_signal_whose_exception_a_finaliser_swallowed_still_stops_the_run():
+    """Python prints an exception raised inside __del__ and goes on: the signal handler's
+    Interrupted can be lost that way (seen when a SIGTERM met a finaliser mid-sweep)."""
+
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises here, inside the finaliser
+            time.sleep(0.05)
+
+    with signals.handled():
+        Finalised()  # collected at once: Interrupted raised in __del__ and ignored by Python
+        with pytest.raises(signals.Interrupted) as stopped:
+            signals.check()  # what the sweep calls between points
+        assert stopped.value.exit_code == 143
+
+    with signals.handled():
+        code = signals.guard(lambda: (Finalised(), 0)[1], "prog")  # main returns as if nothing happened
+        assert code == 143
