@@ -321,6 +321,7 @@ def _main(argv: list[str], prog: str, where: list[Path]) -> int:
     start, stats = time.perf_counter(), RunStats()
     try:
         rows = run(config, stats=stats)
+        signals.check()  # a signal lost in a finaliser while the run closed its files and models
     except ResultsError as e:
         fail(str(e), 1, prog)
     except OSError as e:  # e.g. a full disk while writing

@@ -133,7 +133,21 @@ def describe(error: KeyboardInterrupt) -> str:
 
 def guard(main: Callable[[], int], prog: str) -> int:
     """Run a script's main; an interrupt that escapes it (e.g. while it imports) is one line,
-    and so is one arriving after it returned, while the interpreter shuts down."""
+    and so is one arriving after it returned, while the interpreter shuts down.
+
+    The last-resort handler goes in first: main's own (handled()) put it back when main
+    returns, so no moment is left with Python's default, which SIGTERM would end silently."""
+
+    def at_exit(signum: int, frame: FrameType | None) -> None:
+        sys.stdout.flush()
+        print(f"{prog}: error: {describe(Interrupted(signum))}", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    try:
+        for sig in SIGNALS:
+            signal.signal(sig, at_exit)
+    except ValueError:  # not the main thread
+        pass
     try:
         code = main()
         if _state.received is not None and code != 128 + _state.received:
@@ -142,15 +156,3 @@ def guard(main: Callable[[], int], prog: str) -> int:
     except KeyboardInterrupt as e:
         print(f"{prog}: error: {describe(e)}", file=sys.stderr)
         return exit_code(e)
-    finally:
-
-        def at_exit(signum: int, frame: FrameType | None) -> None:
-            sys.stdout.flush()
-            print(f"{prog}: error: {describe(Interrupted(signum))}", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-
-        try:
-            for sig in SIGNALS:
-                signal.signal(sig, at_exit)
-        except ValueError:  # not the main thread
-            pass

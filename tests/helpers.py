@@ -1,0 +1,18 @@
+"""Helpers shared by test modules (pytest puts tests/ on the import path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bertbench.results import ResultsFile
+from bertbench.schema import Row
+
+
+def write(folder: Path, rows: list[Row], task: str = "qa") -> Path:
+    """folder/<task>.csv holding rows, written as a run writes them; returns folder."""
+    results = ResultsFile(folder / f"{task}.csv")
+    try:
+        results.append_many(rows)
+    finally:
+        results.close()
+    return folder
