@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from bertbench.capacity import CapacityResult, MemoryModel, largest_batch, oom_probe
+from bertbench.capacity_chart import capacity_path, read_capacity
 from bertbench.config import GridPoint, RunConfig
 from bertbench.holder import BASELINE, TaskModels
 from bertbench.rows import RunFacts
@@ -28,10 +29,6 @@ COLUMNS = (
     "transformers", "flash_attn",
 )  # fmt: skip
 PRECISION = 1 / 32  # bisection stops within 3 % of the largest fit: probes at large batches take seconds
-
-
-def capacity_path(output_dir: Path, task: str) -> Path:
-    return output_dir / "capacity" / f"{task}.csv"
 
 
 def run_capacity(config: RunConfig, facts: RunFacts, limit: int) -> list[dict[str, str]]:
@@ -105,13 +102,6 @@ def _row(facts: RunFacts, config: RunConfig, task: str, key: str, seqlen: int, f
         "status": found.status,
         "detail": found.detail,
     }
-
-
-def read_capacity(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _save(path: Path, rows: list[dict[str, str]]) -> None:

@@ -60,3 +60,15 @@ def test_no_capacity_rows_no_chart_and_a_foreign_file_is_left_out(tmp_path):
     (tmp_path / "capacity").mkdir()
     (tmp_path / "capacity" / "qa.csv").write_text("a,b\n1,2\n")
     assert capacity_chart.read_rows(tmp_path) == [] and capacity_chart.write_chart(tmp_path, tmp_path / "p") == []
+
+
+def test_capacity_rows_that_are_cut_or_malformed_are_left_out_of_the_chart(tmp_path):
+    from bertbench import capacity_chart
+
+    (tmp_path / "capacity").mkdir()
+    header = "task,mode,max_seqlen,attn_implementation,baseline,largest_batch,status"
+    (tmp_path / "capacity" / "qa.csv").write_text(
+        f"{header}\nqa,inference,128,sdpa,False,12,ok\nqa,inference,abc,sdpa,False,12,ok\nqa,inference,256\n"
+    )
+    assert [r["max_seqlen"] for r in capacity_chart.read_rows(tmp_path)] == ["128"]
+    assert capacity_chart.write_chart(tmp_path, tmp_path / "p") == [tmp_path / "p" / "capacity" / "capacity.png"]

@@ -270,3 +270,31 @@ def test_an_interrupted_merge_is_not_merged_twice(tmp_path):
     ResultsFile(tmp_path / "qa.csv").append(row(run_id="r1", batch_size=2))  # merged before the crash
     assert merge_parts(tmp_path, "qa", lambda r: int(r["batch_size"])) == 1
     assert [r["batch_size"] for r in load_rows(tmp_path / "qa.csv")] == ["2", "8"]
+
+
+def test_a_file_of_the_previous_schema_takes_appended_rows_and_still_plots(tmp_path):
+    """The published H100 results are schema 3; schema 4 added the host columns."""
+    import shutil
+
+    from bertbench.plotting import load_results
+    from bertbench.schema import SCHEMA_VERSION
+
+    path = tmp_path / "qa.csv"
+    shutil.copy(ROOT / "results" / "h100" / "qa.csv", path)
+    with path.open(newline="") as f:
+        before = list(csv.DictReader(f))
+    assert {r["schema_version"] for r in before} == {str(SCHEMA_VERSION - 1)} and "host_bound" not in before[0]
+    (data,) = load_results(tmp_path)  # it plots as it is
+    assert len(data.rows) == len(before) and not data.rows["host_bound"].eq(True).any()
+    notices = []
+    results = ResultsFile(path, notices.append)
+    results.append(row())
+    results.close()
+    assert "migrated from an older column layout" in notices[0]
+    with path.open(newline="") as f:
+        after = list(csv.DictReader(f))
+    assert tuple(after[0]) == COLUMNS and len(after) == len(before) + 1
+    assert all(after[i][c] == old[c] for i, old in enumerate(before) for c in old)  # every old value kept
+    assert all(after[i]["host_bound"] == "" for i in range(len(before)))  # the new columns empty
+    (data,) = load_results(tmp_path)  # and still loads, the appended row's setup beside the old ones
+    assert len(data.rows) + data.other_setups + len(data.skipped) == len(after)
