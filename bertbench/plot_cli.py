@@ -42,10 +42,6 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def result_files_or_none(results_dir: Path) -> list[Path]:
-    return result_files(results_dir) if results_dir.is_dir() else []
-
-
 def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
     """The `bertbench-plot` command; plot.py calls it as prog "plot.py"."""
     try:
@@ -54,11 +50,12 @@ def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
             raise PlotError(f"--plots-dir {args.plots_dir}: is a file, not a folder")
         from bertbench import capacity_chart
 
-        if not result_files_or_none(args.results_dir) and capacity_chart.read_rows(args.results_dir):
-            args.plots_dir.mkdir(parents=True, exist_ok=True)  # a folder of --capacity rows alone
-            written = capacity_chart.write_chart(args.results_dir, args.plots_dir, tuple(dict.fromkeys(args.format)))
-            print(f"{len(written)} capacity charts written under {args.plots_dir}/capacity/")
-            return 0
+        formats = tuple(dict.fromkeys(args.format))
+        if not (args.results_dir.is_dir() and result_files(args.results_dir)):  # perhaps --capacity rows alone
+            written = capacity_chart.write_chart(args.results_dir, args.plots_dir, formats)
+            if written:
+                print(f"{len(written)} capacity charts written under {args.plots_dir}/capacity/")
+                return 0
         data = load_results(args.results_dir)
         skipped = {d.task: reason for d in data if (reason := no_charts_reason(d))}
         if len(skipped) == len(data):
@@ -66,7 +63,6 @@ def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
             raise PlotError(f"{args.results_dir}: nothing to draw ({reasons})")
         for task, reason in skipped.items():
             print(f"{prog}: note: {task}.csv: {reason}; no charts for {task}", file=sys.stderr)
-        formats = tuple(dict.fromkeys(args.format))
         args.plots_dir.mkdir(parents=True, exist_ok=True)
         written = plot_all(data, args.plots_dir, formats)
         written += capacity_chart.write_chart(args.results_dir, args.plots_dir, formats)
