@@ -63,8 +63,8 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         default=["flash_attention_2", "sdpa"],
         metavar="IMPL",
         help=f"attention implementations to compare with the baseline: {', '.join(IMPLEMENTATIONS)}; "
-        "'all' names every one that can run on this machine (on the CPU all but flex_attention, which compiles "
-        "for every shape there)",
+        "'all' names every one that can run on this machine but flex_attention, which compiles for every new "
+        "shape (name it to run it)",
     )
     what.add_argument("--baseline", default="eager", metavar="IMPL", help="implementation every other is compared with")
 
@@ -163,7 +163,13 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         "training step with --mode train, per probe); rows in <output-dir>/capacity/<task>.csv",
     )
     how.add_argument("--capacity-limit", type=whole, default=2**16, help="largest batch --capacity probes")
-    how.add_argument("--warmup", type=whole, default=None, help="untimed batches before timing (default 2 GPU, 1 CPU)")
+    how.add_argument(
+        "--warmup",
+        type=whole,
+        default=None,
+        help="untimed batches before timing, at least one: the last also reads peak memory, kernels and output "
+        "(default 2 GPU, 1 CPU)",
+    )
     how.add_argument(
         "--use-cuda", action=argparse.BooleanOptionalAction, default=None, help="default: a GPU when present"
     )

@@ -49,6 +49,8 @@ class TaskModels:
         self.task, self.config = task, config
         device, dtype = config.torch_device, config.torch_dtype
         self.failed: dict[str, Failure] = {}  # implementation -> why it cannot run at all
+        # (max seqlen, mask passed) -> implementation -> the attention kernels its loop ran (point.known_kernels)
+        self.loop_kernels: dict[tuple[int, bool], dict[str, str]] = {}
         self.models: dict[str, LoadedModel] = {}
         self.baseline: LoadedModel | None = None
         self.baseline_failure: Failure | None = None

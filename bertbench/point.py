@@ -58,7 +58,19 @@ class PointResult:
         return self.variants.get(variant, {}).get(BASELINE)
 
 
-UNPROFILED = frozenset({BASELINE})  # no column holds the baseline's kernels
+UNPROFILED = {BASELINE: ""}  # no column holds the baseline's kernels
+
+
+def known_kernels(models: TaskModels, variant: Variant, point: GridPoint, mask_passed: bool) -> dict[str, str]:
+    """The kernels each model's loop is known to run at this point, from an earlier point of the
+    same max seqlen and mask: the profiler then stays off (it costs more than a bert-base
+    forward). The backend SDPA, FlashAttention or varlen_attn picks depends on dtype, head size,
+    mask and sequence length, never on the batch size (every H100 row profiled at every point
+    agreed: docs/methodology.md). A graph's kernels come from its capture; a compiled call is
+    profiled at every point, as every point compiles anew."""
+    if variant is not LOOP:
+        return UNPROFILED
+    return {**models.loop_kernels.get((point.max_seqlen, mask_passed), {}), **UNPROFILED}
 
 
 def variants_of(config: RunConfig) -> list[Variant]:
@@ -103,7 +115,7 @@ def measure_point(
             device,
             config.timing,
             config.mode == "inference",
-            UNPROFILED,
+            known_kernels(models, variant, point, inputs.batch.mask_passed),
             between,
         )
         logits = {}
@@ -129,6 +141,9 @@ def measure_point(
         del outcomes, logits
         return_cached(device)
         if variant is LOOP:  # only what ran in the loop is timed another way
+            models.loop_kernels.setdefault((point.max_seqlen, inputs.batch.mask_passed), {}).update(
+                {key: m.outcome.kernels for key, m in result.variants["loop"].items() if isinstance(m, Measured)}
+            )
             keys = [key for key in keys if not isinstance(result.variants["loop"][key], Failure)]
             if config.energy:
                 result.energy = measure_energy({key: inputs.calls[key] for key in keys}, device, config.mode)

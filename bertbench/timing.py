@@ -137,8 +137,15 @@ def time_interleaved(
     device: torch.device,
     plan: TimingPlan,
     between: Callable[[], object] | None = None,
+    observe: Callable[[str], object] | None = None,
 ) -> tuple[dict[str, Latency], dict[str, Failure]]:
     """Warm up and time every call, interleaved; a call that raises becomes a Failure.
+
+    `observe(name)`, where given, makes the last untimed call of that model itself (at least
+    one: with plan.warmup 0 it is the only one), so that its caller reads what one call
+    leaves (variants.measure: peak memory, kernels, output) without a call of its own. The
+    number of timed calls is set from the fastest untimed call: one-off set-up costs of a new
+    shape and the profiler only add to a call.
 
     The timed calls of each model are split into up to INTERLEAVE_ROUNDS rounds of at least
     MIN_ROUND_CALLS consecutive calls, and each round visits every model in turn, so a slow
@@ -164,10 +171,12 @@ def time_interleaved(
         release_memory(device)  # outside the except block, whose frames held the failed tensors
 
     def warm_up(name: str) -> None:
-        warm = latencies(calls[name], device, plan.warmup)
-        count = plan.num_batches
-        if warm:  # the median: the first warm-up call carries one-off set-up costs
-            count = repetitions(statistics.median(warm), plan)
+        warm = list(latencies(calls[name], device, max(plan.warmup - (observe is not None), 0)))
+        if observe is not None:
+            begin = time.perf_counter()
+            observe(name)
+            warm.append((time.perf_counter() - begin) * 1e3)
+        count = repetitions(min(warm), plan) if warm else plan.num_batches
         rounds[name] = round_sizes(count, max(1, min(INTERLEAVE_ROUNDS, count // MIN_ROUND_CALLS)))
         timed[name], host[name] = [], []
 

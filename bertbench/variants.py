@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -89,15 +89,32 @@ def measure(
     device: torch.device,
     plan: TimingPlan,
     inference: bool = True,
-    unprofiled: frozenset[str] = frozenset(),
+    known_kernels: Mapping[str, str] | None = None,
     between: Callable[[], object] | None = None,
 ) -> dict[str, Outcome | Failure]:
-    """Prepare every call, time them interleaved, then make one more call of each for its peak
-    memory, the attention kernels it ran (not for the `unprofiled` ones, whose kernels no
-    column holds: the profiler costs 50-100 ms a call) and its output together. A model that
+    """Prepare every call and time them interleaved. The last untimed call of each (see
+    time_interleaved's `observe`) also gives its peak memory, its output and, unless
+    `known_kernels` already holds them (e.g. "" for the baseline, whose kernels no column
+    holds), the attention kernels it ran: the profiler costs 15-50 ms a call. A model that
     fails at any step becomes a Failure and the others go on. `between`: see time_interleaved."""
+    known = known_kernels or {}
     results: dict[str, Outcome | Failure] = {}
     prepared: dict[str, Prepared] = {}
+    seen: dict[str, tuple[object, str, PeakMemory]] = {}  # name -> output, kernels, memory of the observed call
+
+    def observe(name: str) -> None:
+        p = prepared[name]
+        if p.kernels is not None:  # a replay rewrites the static output the capture recorded; no new memory
+            p.call()
+            synchronize(device)
+            seen[name] = p.output, p.kernels, PeakMemory.unmeasured()
+        elif name in known:
+            output, memory = run_with_peak_memory(p.call, device)
+            seen[name] = output, known[name], memory
+        else:
+            (output, kernels), memory = run_with_peak_memory(lambda: attention_kernels(p.call), device)
+            seen[name] = output, kernels, memory
+
     with torch.inference_mode(inference), variant.context():
         for name, call in calls.items():
             try:
@@ -106,23 +123,13 @@ def measure(
             except Exception as e:
                 results[name] = _failure(variant, e)
             release_memory(device)
-        timings, failures = time_interleaved({n: p.call for n, p in prepared.items()}, device, plan, between)
+        timings, failures = time_interleaved({n: p.call for n, p in prepared.items()}, device, plan, between, observe)
         results.update(failures)
         for name, latency in timings.items():
-            p = prepared[name]
-            try:
-                if name in unprofiled and p.kernels is None:
-                    (output, memory), kernels = run_with_peak_memory(p.call, device), ""
-                elif p.kernels is None:
-                    (output, kernels), memory = run_with_peak_memory(lambda p=p: attention_kernels(p.call), device)
-                else:  # a replay rewrites the static output the capture recorded; no new memory
-                    output, kernels, memory = p.output, p.kernels, PeakMemory.unmeasured()
-                results[name] = Outcome(latency, memory, output, kernels, p.setup_s)
-                continue
-            except Exception as e:
-                results[name] = Failure.of(e)
-            release_memory(device)
-    del prepared  # the caller returns the allocator's cache once it has dropped the outputs too
+            output, kernels, memory = seen[name]
+            results[name] = Outcome(latency, memory, output, kernels, prepared[name].setup_s)
+    prepared.clear()  # the caller returns the allocator's cache once it has dropped the outputs too
+    seen.clear()
     return {name: results[name] for name in calls}
 
 

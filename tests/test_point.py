@@ -86,3 +86,21 @@ def test_energy_on_the_cpu_is_unavailable_and_says_why(tiny_config):
     (row,) = sweep.run(tiny_config("--task qa --optimization sdpa --energy"), progress=False)
     assert row.status == "ok" and row.joules_per_1k_tokens is None
     assert "energy unavailable: energy is read from a CUDA GPU's counter (NVML)" in row.detail
+
+
+def test_the_loop_is_profiled_once_per_max_seqlen_and_mask_and_every_row_names_its_kernels(tiny_config, monkeypatch):
+    from bertbench import variants
+
+    profiled = []
+    real = variants.attention_kernels
+
+    def counted(fn):
+        profiled.append(fn)
+        return real(fn)
+
+    monkeypatch.setattr(variants, "attention_kernels", counted)
+    grid = "--sweep --batch-sizes 1 2 3 --seqlens 16 32 --pad-fractions 0 0.5"
+    rows = sweep.run(tiny_config(f"--task qa --optimization sdpa {grid}"), progress=False)
+    assert len(rows) == 12 and {r.status for r in rows} == {"ok"}
+    assert len(profiled) == 4  # (16, 32) x (no mask, a padding mask); batch sizes 2 and 3 reuse them
+    assert {r.attention_kernels for r in rows} == {"sdpa_flash_attention_for_cpu"}  # the rows of batch 2, 3 too

@@ -31,9 +31,9 @@ SWEEP = [*TINY, *GRID, "--optimization", "sdpa"]
 # 24 points: the four processes of the signal test start together and are signalled in turn, so a
 # process signalled mid-sweep must still be mid-sweep when its turn comes (6 points could all
 # be done by then on a loaded machine, and a signal during the interpreter's shutdown meets
-# Python's default handler)
+# Python's default handler); 40 timed calls a model keep each point a few tenths of a second
 LONG_GRID = ["--sweep", "--batch-sizes", *map(str, range(1, 9)), "--seqlens", "16", "32", "64", "--pad-fractions", "0"]
-LONG_SWEEP = [*TINY, *LONG_GRID, "--optimization", "sdpa"]
+LONG_SWEEP = [*TINY, *LONG_GRID, "--optimization", "sdpa", "--num-batches", "40"]
 PROG = "benchmark_bert.py: error: "
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc to time the signals")
 

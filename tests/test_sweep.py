@@ -126,16 +126,18 @@ def test_timed_calls_of_the_baseline_and_implementations_are_interleaved(tiny_co
     rows = sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 50 --warmup 1"), progress=False)
     assert rows[0]["num_batches"] == rows[0]["num_batches_baseline"] == 50
     runs = [len(list(group)) for _, group in itertools.groupby(order)]
-    # warm-up, then five rounds of ten consecutive calls visiting each model in turn, then for each model
-    # one call for its peak memory, its kernels (under the profiler) and its output together
-    assert runs == [1, 1, *[10] * 2 * INTERLEAVE_ROUNDS, 1, 1]
+    # one untimed call each (--warmup 1), which also gives its peak memory, kernels (under the
+    # profiler) and output: no call after the timed ones; then five rounds of ten consecutive calls
+    # visiting each model in turn
+    assert runs == [1, 1, *[10] * 2 * INTERLEAVE_ROUNDS]
     assert order[0] == "eager" and order[2] == "eager"
 
 
 def test_short_measurements_are_one_round_of_consecutive_calls(tiny_config, monkeypatch):
     order = record_call_order(monkeypatch)
     sweep.run(tiny_config("--task qa --optimization sdpa --num-batches 12 --warmup 0"), progress=False)
-    assert [len(list(group)) for _, group in itertools.groupby(order)] == [12, 12, 1, 1]
+    # --warmup 0 still makes the one untimed call that reads memory, kernels and output
+    assert [len(list(group)) for _, group in itertools.groupby(order)] == [1, 1, 12, 12]
 
 
 def test_main_exits_non_zero_when_nothing_requested_can_run(tmp_path, capsys):

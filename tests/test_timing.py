@@ -1,5 +1,6 @@
 import itertools
 import math
+import time
 
 import pytest
 import torch
@@ -52,3 +53,25 @@ def test_calls_are_timed_interleaved_and_a_failing_call_is_set_aside():
     runs = [(name, len(list(group))) for name, group in itertools.groupby(order)]
     assert runs[:4] == [("a", 10), ("b", 3), ("a", 10), ("c", 10)][:1] + runs[1:4]
     assert len([r for r in runs if r[0] == "a"]) == min(INTERLEAVE_ROUNDS, 3)
+
+
+def test_the_observed_call_is_the_last_untimed_one_and_the_count_follows_the_fastest():
+    order = []
+
+    def call(name):
+        return lambda: order.append(name)
+
+    def observe(name):  # the caller's own untimed call, e.g. under the profiler: far slower than the call
+        order.append(f"observe {name}")
+        time.sleep(0.2)
+
+    calls = {"a": call("a"), "b": call("b")}
+    budget = plan(num_batches=20, min_batches=1, budget_ms=100.0, warmup=2)
+    timings, _ = time_interleaved(calls, CPU, budget, observe=observe)
+    assert order[:4] == ["a", "observe a", "b", "observe b"]  # warm-up 2: one plain call, then the observed one
+    assert not any(name.startswith("observe") for name in order[4:])  # no call after the timed ones
+    # the fastest untimed call (well under 100 ms / 20) sets the count; the observed 200 ms would give 1
+    assert timings["a"].count == timings["b"].count == 20
+    order.clear()
+    timings, _ = time_interleaved(calls, CPU, plan(num_batches=3, budget_ms=None, warmup=0), observe=observe)
+    assert order == ["observe a", "observe b", *["a"] * 3, *["b"] * 3]  # --warmup 0: the observed call alone

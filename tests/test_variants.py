@@ -1,0 +1,49 @@
+"""variants.measure: every model's last untimed call gives its memory, kernels and output."""
+
+import math
+
+import torch
+
+from bertbench import variants
+from bertbench.config import TimingPlan
+from bertbench.failures import Failure
+from bertbench.variants import LOOP, Outcome, measure
+
+CPU = torch.device("cpu")
+PLAN = TimingPlan(warmup=2, num_batches=4, min_batches=1, budget_ms=None)
+
+
+def counting(calls: dict[str, int], name: str, fail_at: int | None = None):
+    def run():
+        calls[name] += 1
+        if calls[name] == fail_at:
+            raise RuntimeError(f"{name} broke")
+        return calls[name]
+
+    return run
+
+
+def test_no_call_beyond_warm_up_and_timing_and_known_kernels_are_not_profiled(monkeypatch):
+    profiled = []
+
+    def under_profiler(fn):
+        profiled.append(fn)
+        return fn(), "sdpa_fake_attention"
+
+    monkeypatch.setattr(variants, "attention_kernels", under_profiler)
+    calls = {"baseline": 0, "cached": 0, "new": 0}
+    known = {"baseline": "", "cached": "sdpa_flash_attention"}
+    out = measure(LOOP, {n: counting(calls, n) for n in calls}, CPU, PLAN, known_kernels=known)
+    assert calls == {"baseline": 6, "cached": 6, "new": 6}  # 2 untimed + 4 timed each, nothing after
+    assert all(isinstance(o, Outcome) and o.latency.count == 4 for o in out.values())
+    assert len(profiled) == 1  # only the model whose kernels were not known
+    assert [out[n].kernels for n in calls] == ["", "sdpa_flash_attention", "sdpa_fake_attention"]
+    assert all(out[n].output == 2 for n in calls)  # the second, observed call's output
+    assert math.isnan(out["new"].memory.allocated_mb)  # no allocator statistics on the CPU
+
+
+def test_a_model_failing_in_its_observed_call_is_a_failure_and_the_others_go_on():
+    calls = {"a": 0, "b": 0}
+    out = measure(LOOP, {"a": counting(calls, "a", fail_at=2), "b": counting(calls, "b")}, CPU, PLAN, known_kernels={})
+    assert isinstance(out["a"], Failure) and "a broke" in out["a"].detail
+    assert isinstance(out["b"], Outcome) and out["b"].latency.count == 4 and calls == {"a": 2, "b": 6}
