@@ -18,7 +18,7 @@ from bertbench.config import GridPoint, RunConfig
 from bertbench.energy_use import Energy, measure_energy
 from bertbench.failures import Failure, release_memory, return_cached
 from bertbench.holder import BASELINE, TaskModels
-from bertbench.measure import agreement, forward_flops
+from bertbench.measure import agreement, compared_values, forward_flops
 from bertbench.models import per_token, task_logits
 from bertbench.variants import COMPILED, GRAPH, LOOP, Outcome, Variant, measure
 
@@ -30,6 +30,7 @@ class Parity:
     max_abs_err: float | None  # against the baseline (None for the baseline itself)
     rel_err: float | None  # relative L2 against the baseline
     ref_err: float | None  # relative L2 against the float32 reference (None: no reference)
+    values: int = 0  # how many numbers were compared (measure.compared_values)
 
 
 @dataclass
@@ -156,4 +157,5 @@ def _parity(logits, baseline, exact, real: torch.Tensor | None, key: str, packed
     max_abs = rel = None
     if baseline is not None and key != BASELINE:
         max_abs, rel = agreement(logits, baseline, real)
-    return Parity(max_abs, rel, agreement(logits, exact, real)[1] if exact is not None else None)
+    ref_err = agreement(logits, exact, real)[1] if exact is not None else None
+    return Parity(max_abs, rel, ref_err, compared_values(logits, real))

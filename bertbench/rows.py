@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from bertbench.config import GridPoint, RunConfig
 from bertbench.failures import Failure
 from bertbench.holder import BASELINE, TaskModels
-from bertbench.measure import reference_limit, tolerance
+from bertbench.measure import reference_floor, reference_limit, tolerance
 from bertbench.point import Measured, Parity, PointResult
 from bertbench.schema import SCHEMA_VERSION, Row
 from bertbench.variants import GRAPH
@@ -135,11 +135,12 @@ class ParityCheck:
         prefix = f"{label}: " if label else ""
         own = self.baseline_ref_err if baseline_ref_err is None else baseline_ref_err
         if parity.ref_err is not None and own is not None:
-            limit = reference_limit(own, self.dtype)
+            limit = reference_limit(own, self.dtype, parity.values)
             if parity.ref_err > limit:
                 return (
                     f"{prefix}error {parity.ref_err:.3g} against the float32 reference above {limit:.3g} "
-                    f"(2 x the baseline's {own:.3g}, at least {reference_limit(0, self.dtype):g})"
+                    f"(2 x the baseline's {own:.3g}, at least {reference_floor(self.dtype, parity.values):.3g} "
+                    f"over {parity.values} values)"
                 )
             return None
         if parity.rel_err is not None and parity.rel_err > tolerance(self.dtype):

@@ -7,8 +7,10 @@ from bertbench.batches import make_batch
 from bertbench.measure import (
     agreement,
     attention_kernels,
+    compared_values,
     forward_flops,
     matmul_tflops,
+    reference_limit,
     run_with_peak_memory,
     tolerance,
 )
@@ -26,6 +28,15 @@ def test_agreement_ignores_padding_and_measures_relative_error():
     assert math.isclose(rel, 0.5 / math.sqrt(18), rel_tol=1e-6)
     assert agreement([ref], [ref], None) == (0.0, 0.0)
     assert tolerance(torch.float32) < tolerance(torch.float16) == tolerance(torch.bfloat16)
+    assert compared_values([out], real) == 6 * 3 and compared_values([out, out], None) == 2 * 24
+
+
+def test_the_parity_floor_widens_only_for_a_handful_of_values():
+    fp16 = torch.float16
+    assert reference_limit(0.0, fp16, 8) == reference_limit(0.0, fp16, 10**6) == 2e-3
+    assert reference_limit(0.0, fp16, 2) == 4e-3  # classification, batch 1: 2 logits
+    assert reference_limit(0.0, fp16, 4) == 2e-3 * math.sqrt(2)
+    assert reference_limit(0.01, fp16, 2) == 0.02  # twice the baseline's error where that is more
 
 
 def test_flops_against_a_hand_count():

@@ -37,6 +37,15 @@ def test_a_wrong_implementation_is_caught_in_every_dtype(tiny_config, wrong_sdpa
         assert right.ref_err_baseline > 0
 
 
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_a_wrong_implementation_is_caught_on_two_logits_too(tiny_config, wrong_sdpa, dtype):
+    """Classification at batch 1 compares 2 numbers, where the floor is widest."""
+    grid = "--sweep --batch-sizes 1 --seqlens 32 --pad-fractions 0 0.5"
+    rows = sweep.run(tiny_config(f"--task classification --dtype {dtype} --optimization sdpa sdpa-math {grid}"))
+    assert [r.status for r in rows] == ["ok", "mismatch"] * 2, [r.detail for r in rows]
+    assert all("over 2 values" in r.detail for r in rows if r.status == "mismatch")
+
+
 @pytest.mark.parametrize("size", ["tiny", "mini"])
 def test_rounding_in_bf16_is_never_a_mismatch(tiny_config, size):
     """eager, sdpa and sdpa-math compute the same arithmetic as the bf16 baseline: each is as far
