@@ -7,6 +7,7 @@ inputs, or an out-of-memory point becomes a Failure, and its row says so.
 from __future__ import annotations
 
 import gc
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -26,9 +27,26 @@ class Failure:
         detail = str(error) if isinstance(error, NotCapturable) else one_line(error)
         return cls(failure_status(error), prefix + detail)
 
+    def because(self, seen: list[warnings.WarningMessage]) -> Failure:
+        """An `unavailable` failure with the reasons PyTorch gave as warnings just before: SDPA
+        refuses with "No available kernel" and says why only in warnings, e.g. "Flash Attention
+        does not support non-null attn_mask"."""
+        if self.status != "unavailable":
+            return self
+        reasons = dict.fromkeys(
+            text.split(" (Triggered internally")[0].strip()
+            for w in seen
+            if not any(skip in (text := str(w.message)) for skip in _NOT_A_REASON)
+        )
+        return Failure(self.status, f"{self.detail} ({' '.join(reasons)})") if reasons else self
+
     def within(self, context: str) -> Failure:
         """The same failure, its detail prefixed with where it happened."""
         return Failure(self.status, f"{context}: {self.detail}")
+
+
+# SDPA's warnings that head a list of reasons, or say only that a pinned backend left the others off
+_NOT_A_REASON = ("not used because", "has been runtime disabled")
 
 
 def failure_status(error: BaseException) -> str:

@@ -12,6 +12,7 @@ import gc
 import math
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -160,22 +161,26 @@ def time_interleaved(
     host: dict[str, list[float]] = {}
     rounds: dict[str, list[int]] = {}
     failures: dict[str, Failure] = {}
+    warned: dict[str, list[warnings.WarningMessage]] = {}  # the warnings of a warm-up under way
 
     def attempt(name: str, action: Callable[..., None], *args) -> None:
         try:
             action(name, *args)
             return
         except Exception as e:
-            failures[name] = Failure.of(e)
+            failures[name] = Failure.of(e).because(warned.get(name, []))
         timed.pop(name, None)
         release_memory(device)  # outside the except block, whose frames held the failed tensors
 
     def warm_up(name: str) -> None:
-        warm = list(latencies(calls[name], device, max(plan.warmup - (observe is not None), 0)))
-        if observe is not None:
-            begin = time.perf_counter()
-            observe(name)
-            warm.append((time.perf_counter() - begin) * 1e3)
+        with warnings.catch_warnings(record=True) as warned[name]:  # a failure's reasons; else quiet
+            warnings.simplefilter("always")
+            warm = list(latencies(calls[name], device, max(plan.warmup - (observe is not None), 0)))
+            if observe is not None:
+                begin = time.perf_counter()
+                observe(name)
+                warm.append((time.perf_counter() - begin) * 1e3)
+        del warned[name]
         count = repetitions(min(warm), plan) if warm else plan.num_batches
         rounds[name] = round_sizes(count, max(1, min(INTERLEAVE_ROUNDS, count // MIN_ROUND_CALLS)))
         timed[name], host[name] = [], []

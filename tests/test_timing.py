@@ -1,6 +1,7 @@
 import itertools
 import math
 import time
+import warnings
 
 import pytest
 import torch
@@ -75,3 +76,30 @@ def test_the_observed_call_is_the_last_untimed_one_and_the_count_follows_the_fas
     order.clear()
     timings, _ = time_interleaved(calls, CPU, plan(num_batches=3, budget_ms=None, warmup=0), observe=observe)
     assert order == ["observe a", "observe b", *["a"] * 3, *["b"] * 3]  # --warmup 0: the observed call alone
+
+
+def test_a_refusing_kernel_says_why_from_the_warnings_it_gave():
+    def refuses():  # as SDPA pinned to one backend refuses a padding mask: reasons as warnings, then an error
+        warnings.warn(
+            "Flash attention kernel not used because: (Triggered internally at sdp_utils.cpp:988.)", stacklevel=2
+        )
+        warnings.warn(
+            "Flash Attention does not support non-null attn_mask. (Triggered internally at sdp.h:262.)", stacklevel=2
+        )
+        warnings.warn(
+            "cuDNN attention has been runtime disabled. (Triggered internally at sdp_utils.cpp:706.)", stacklevel=2
+        )
+        raise RuntimeError("No available kernel. Aborting execution.")
+
+    def breaks():
+        warnings.warn("something else", stacklevel=2)
+        raise ValueError("a bug")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing escapes to the user's terminal
+        _, failures = time_interleaved({"pinned": refuses, "bug": breaks}, CPU, plan(warmup=1))
+    assert failures["pinned"].status == "unavailable"
+    assert failures["pinned"].detail == (
+        "RuntimeError: No available kernel. Aborting execution. (Flash Attention does not support non-null attn_mask.)"
+    )
+    assert failures["bug"].status == "error" and failures["bug"].detail == "ValueError: a bug"
