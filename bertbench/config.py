@@ -27,7 +27,7 @@ GPU_DEFAULTS = {
     "model_size": "base",
     "batch_size": 64,
     "max_seqlen": 512,
-    "warmup": 2,
+    "warmup": 1,
     "num_batches": 50,
     "min_batches": 5,
     "budget_ms": 40.0,

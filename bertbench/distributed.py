@@ -18,11 +18,14 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Cost model for balancing: a point's forward does work per token that grows with its length
-# (the attention term), and no point runs faster than the launch-bound floor, worth about as
-# much as a 16 x 128 batch of bert-base on the H100.
+# Cost model for balancing and for the time left: a point's forward does work per token that
+# grows with its length (the attention term), and every point pays a fixed part besides (the
+# launch-bound warm-up and minimum of timed calls, the host probes, the reference). Fitted to an
+# H100 run of ./run_bert.sh (10 models a point): 0.85 s a point plus 0.1 s per 16 x 128 batch of
+# work, so 128 x 512 takes ~5 x as long as 1 x 128, not ~600 x.
 LENGTH_OFFSET = 3072  # ~4 x hidden: the per-token matmul work of bert-base, in units of L
-LAUNCH_FLOOR = 16 * 128 * (128 + LENGTH_OFFSET)
+UNIT = 16 * 128 * (128 + LENGTH_OFFSET)  # the work of a 16 x 128 batch
+FIXED_COST = 8.5 * UNIT
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def from_environment() -> Rank:
 
 def point_cost(point: GridPoint) -> float:
     """Expected time of a grid point, up to a constant."""
-    return max(point.batch_size * point.max_seqlen * (point.max_seqlen + LENGTH_OFFSET), LAUNCH_FLOOR)
+    return FIXED_COST + point.batch_size * point.max_seqlen * (point.max_seqlen + LENGTH_OFFSET)
 
 
 def shard(points: list[GridPoint], world_size: int) -> list[list[int]]:

@@ -168,7 +168,7 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         type=whole,
         default=None,
         help="untimed batches before timing, at least one: the last also reads peak memory, kernels and output "
-        "(default 2 GPU, 1 CPU)",
+        "(default 1)",
     )
     how.add_argument(
         "--use-cuda", action=argparse.BooleanOptionalAction, default=None, help="default: a GPU when present"

@@ -1,4 +1,4 @@
-"""The host's launch speed, probed around every timed window of a run.
+"""The host's launch speed, probed around every round of timed calls.
 
 Below batch ~16 on the H100 the host, not the GPU, sets a forward's latency: Python and the
 driver issue a bert-base forward's few hundred kernels more slowly than the GPU runs them.
@@ -6,7 +6,7 @@ The host's speed is not steady: two runs of the QA grid on one machine met slow 
 seconds during which launch-bound points (and a fast implementation at 64 x 256) took
 25-100 % longer, with a tight spread inside the spell, so nothing in the timings showed it.
 A probe of a fixed host workload (launches of a one-element kernel on an idle device) before
-and after each timed window says how fast the host was while the point was timed, against
+a point and after each round of its timed calls says how fast the host was while the point was timed, against
 the run's typical speed (the median of every probe so far): each row's host_slowdown, and
 the manifest's record of the run. It explains a host-bound row (timing.Latency.host_share)
 that does not repeat; a GPU-bound row does not depend on it.

@@ -81,7 +81,7 @@ def variants_of(config: RunConfig) -> list[Variant]:
 def measure_point(
     models: TaskModels, point: GridPoint, pending: list[str], between: Callable[[], object] | None = None
 ) -> PointResult:
-    """`between` runs after every timed window, on an idle device (host.HostWatch.read)."""
+    """`between` runs after every round of timed calls, on an idle device (host.HostWatch.read)."""
     config, task = models.config, models.task
     device = config.torch_device
     inputs = models.inputs(point, pending)

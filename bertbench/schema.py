@@ -69,7 +69,7 @@ class Row:
     )
     host_slowdown: float | None = col(
         "the host's launch time while the point was timed over the run's typical (median of the probes "
-        "around its timed windows; runs/<run_id>.json has the run's)"
+        "around its rounds of timed calls; runs/<run_id>.json has the run's)"
     )
     speedup_pct: float | None = col("(latency_ms_baseline / latency_ms - 1) x 100")
     mem_mb_baseline: float | None = col("baseline's peak allocated memory above weights and batch (MiB)")

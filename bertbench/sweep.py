@@ -5,7 +5,7 @@ Under torchrun each rank measures its share of the grid (distributed.shard) and 
 its own part file; after a barrier rank 0 merges every part into <task>.csv in grid order.
 Parts left by a crashed run count for --resume and are merged by the next run.
 
-Around every point's timed windows host.HostWatch probes how fast the host launches work;
+Around every round of a point's timed calls host.HostWatch probes how fast the host launches work;
 each row records it against the run's typical speed, and the manifest the run's spread.
 """
 

@@ -153,7 +153,7 @@ def time_interleaved(
     spell of the host or the GPU falls on all models alike instead of on one measurement.
     Rounds are kept long because below batch ~16 the host sets the latency and a
     synchronisation every few calls slows it (by up to 20 % on the H100:
-    scripts/launch_probe.py, docs/validation/). `between` runs after every window of calls,
+    scripts/launch_probe.py, docs/validation/). `between` runs after every round of calls,
     on an idle device (host.HostWatch.read: how fast the host was meanwhile). Python's garbage
     collector is off while calls are timed, as timeit has it.
     """
@@ -188,8 +188,6 @@ def time_interleaved(
     def time_round(name: str, index: int) -> None:
         if index < len(rounds[name]):
             timed[name].extend(latencies(calls[name], device, rounds[name][index], host[name]))
-            if between is not None:
-                between()
 
     for name in calls:
         attempt(name, warm_up)
@@ -197,8 +195,12 @@ def time_interleaved(
     gc.disable()
     try:
         for index in range(INTERLEAVE_ROUNDS):
+            if not any(index < len(rounds[name]) for name in timed):
+                break
             for name in list(timed):
                 attempt(name, time_round, index)
+            if between is not None:
+                between()
     finally:
         if collecting:
             gc.enable()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from bertbench.config import TimingPlan
-from bertbench.failures import Failure, one_line, release_memory, synchronize
+from bertbench.failures import Failure, one_line, release_memory, return_cached, synchronize
 from bertbench.graphs import capture_graph
 from bertbench.measure import PeakMemory, attention_kernels, run_with_peak_memory
 from bertbench.timing import Latency, time_interleaved
@@ -108,7 +108,9 @@ def measure(
             p.call()
             synchronize(device)
             seen[name] = p.output, p.kernels, PeakMemory.unmeasured()
-        elif name in known:
+            return
+        return_cached(device)  # each model's peak reserved memory from a pool it did not inherit
+        if name in known:
             output, memory = run_with_peak_memory(p.call, device)
             seen[name] = output, known[name], memory
         else:

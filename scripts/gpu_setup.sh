@@ -11,5 +11,5 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-deps .whl/*.whl
 fi
 # The published grid (scripts/gpu_publish.sh): bert-base shape, fp16, eager vs sdpa and
-# flash_attention_2, the default timing (2 warm-up calls, ~40 ms of timed calls per model and point).
+# flash_attention_2, the default timing (1 warm-up call, ~40 ms of timed calls per model and point).
 publish_sweep=(--sweep --model-size base --dtype fp16 --optimization sdpa flash_attention_2)

@@ -32,9 +32,9 @@ def test_a_points_slowdown_is_its_median_probe_over_the_runs_typical(monkeypatch
 
 
 def test_every_row_and_the_manifest_record_the_hosts_speed(tiny_config, monkeypatch):
-    # 5 probes at the start, then 4 per point (before, after each model's window, after): the host
-    # halves its speed for the last of four points
-    speeds = iter([5.0] * (host.WARM_READINGS + 3 * 4) + [10.0] * 4)
+    # 5 probes at the start, then 3 per point (before, after its one round of timed calls, after):
+    # the host halves its speed for the last of four points
+    speeds = iter([5.0] * (host.WARM_READINGS + 3 * 3) + [10.0] * 3)
     monkeypatch.setattr(host, "launch_us", lambda device: next(speeds))
     config = tiny_config("--task qa --sweep --batch-sizes 1 2 4 8 --seqlens 16 --pad-fractions 0 --optimization sdpa")
     rows = sweep.run(config, progress=False)
@@ -42,7 +42,7 @@ def test_every_row_and_the_manifest_record_the_hosts_speed(tiny_config, monkeypa
     assert slowdowns == pytest.approx([1.0, 1.0, 1.0, 2.0])
     (manifest,) = (config.output_dir / "runs").iterdir()
     record = json.loads(manifest.read_text())["host"]
-    assert record["launch_us_at_start"] == 5.0 and record["probes"] > 4 * 3
+    assert record["launch_us_at_start"] == 5.0 and record["probes"] == host.WARM_READINGS + 4 * 3
     assert record["launch_us_p10"] <= record["launch_us_typical"] <= record["launch_us_p90"]
 
 
