@@ -14,7 +14,10 @@ throughput. Metrics with no data (peak memory on the CPU) get no file and no col
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,20 +153,31 @@ def pad_label(frame: pd.DataFrame, pad: float) -> str:
 
 
 def plot_all(data: list[TaskData], plots_dir: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
-    """The charts of every task with ok rows under plots_dir/<task>/, replacing those an earlier run left there."""
+    """The charts of every task with ok rows under plots_dir/<task>/, replacing those an earlier run
+    left there. The tasks are drawn in parallel processes, one a task (at most one a CPU core):
+    matplotlib draws in one thread, ~0.75 s a chart."""
     styles = series_styles(data)
-    written: list[Path] = []
+    jobs = []
+    for d in data:
+        if d.rows.empty:
+            continue
+        out = plots_dir / d.task
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.iterdir():  # charts of an earlier run: this one may not write them all again
+            if CHART_FILE.fullmatch(old.name) and old.suffix[1:] in formats:
+                old.unlink()
+        jobs.append((d, out))
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2:
+        return [path for d, out in jobs for path in _plot_task(d, out, formats, styles)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        drawn = [pool.submit(_plot_task, d, out, formats, styles) for d, out in jobs]
+        return [path for future in drawn for path in future.result()]
+
+
+def _plot_task(d: TaskData, out: Path, formats: tuple[str, ...], styles: dict[str, Style]) -> list[Path]:
     with plt.rc_context(RC):
-        for d in data:
-            if d.rows.empty:
-                continue
-            out = plots_dir / d.task
-            out.mkdir(parents=True, exist_ok=True)
-            for old in out.iterdir():  # charts of an earlier run: this one may not write them all again
-                if CHART_FILE.fullmatch(old.name) and old.suffix[1:] in formats:
-                    old.unlink()
-            written += plot_task(d, out, formats, styles)
-    return written
+        return plot_task(d, out, formats, styles)
 
 
 def plot_task(d: TaskData, out: Path, formats: tuple[str, ...], styles: dict[str, Style]) -> list[Path]:
