@@ -152,6 +152,9 @@ def pad_label(frame: pd.DataFrame, pad: float) -> str:
     return f"{text} (real {real.mean() * 100:.1f} %)"
 
 
+MAX_WORKERS: int | None = None  # processes drawing at once; None: one a CPU core
+
+
 def plot_all(data: list[TaskData], plots_dir: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
     """The charts of every task with ok rows under plots_dir/<task>/, replacing those an earlier run
     left there. The tasks are drawn in parallel processes, one a task (at most one a CPU core):
@@ -167,7 +170,7 @@ def plot_all(data: list[TaskData], plots_dir: Path, formats: tuple[str, ...] = (
             if CHART_FILE.fullmatch(old.name) and old.suffix[1:] in formats:
                 old.unlink()
         jobs.append((d, out))
-    workers = min(len(jobs), os.cpu_count() or 1)
+    workers = min(len(jobs), MAX_WORKERS or os.cpu_count() or 1)
     if workers < 2:
         return [path for d, out in jobs for path in _plot_task(d, out, formats, styles)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -76,12 +76,23 @@ def figures(monkeypatch):
         return save(fig, stem, formats)
 
     monkeypatch.setattr(charts, "_save", spy)
+    monkeypatch.setattr(charts, "MAX_WORKERS", 1)  # drawn in this process, where the spy is
     return seen
 
 
 def hollow_markers(ax) -> int:
     markers = [line for line in ax.lines if line.get_linestyle() == "None" and line.get_marker() != "x"]
     return sum(len(line.get_xdata()) for line in markers if line.get_markerfacecolor() in ("white", (1, 1, 1, 1)))
+
+
+def test_tasks_drawn_in_parallel_processes_give_the_same_files_as_one_process(results_dir, tmp_path, monkeypatch):
+    drawn = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(charts, "MAX_WORKERS", workers)
+        plots = tmp_path / str(workers)
+        assert plot.main(["--results-dir", str(results_dir), "--plots-dir", str(plots), "--format", "png"]) == 0
+        drawn[workers] = {p.relative_to(plots): p.read_bytes() for p in plots.rglob("*.png")}
+    assert len(drawn[1]) == 10 and drawn[1] == drawn[2]
 
 
 def test_the_contract_columns_are_written_by_the_benchmark():
