@@ -13,7 +13,7 @@ run() {  # name, timeout, flags...
     echo "$name: python3 benchmark_bert.py --task qa --sweep $*: $(($(date +%s) - start)) s" | tee -a "$OUT/wall.txt"
     tail -2 "$OUT/$name.log" | tee -a "$OUT/wall.txt"
 }
-run fast 100
-run graphs 150 --cuda-graphs
-run fixed50 330 --num-batches 50 --warmup 5
+run fast 90
+run graphs 140 --cuda-graphs
+run fixed50 340 --num-batches 50 --warmup 5
 tar czf "$OUT/same_answers.tgz" -C "$OUT" fast graphs fixed50 fast.log graphs.log fixed50.log wall.txt
