@@ -3,8 +3,9 @@
 # sdpa, FlashAttention-2) and packed (sdpa-varlen, FlashAttention-2/3), each in the loop,
 # replayed from a CUDA graph and compiled; then one forward of each broken down by kernel class
 # (scripts/kernel_breakdown.py). With CAPACITY_TASKS set, first the --capacity search of those
-# heads at 128/256/512 (inference). SIZE=large for bert-large (default base). Writes
-# $OUT/combinations.tgz.
+# heads at 128/256/512 (inference). SIZE=large for bert-large (default base); RUN_LIMIT: seconds
+# for each of the two runs (default 130; bert-large compiles twice as many layers); BREAKDOWN=0
+# leaves the breakdown out. Writes $OUT/combinations.tgz.
 set -uo pipefail
 source "$(dirname "$0")/gpu_setup.sh"
 for task in ${CAPACITY_TASKS:-}; do
@@ -14,12 +15,12 @@ for task in ${CAPACITY_TASKS:-}; do
 done
 point=(--task qa --model-size "${SIZE:-base}" --sweep --batch-sizes 64 --seqlens 512 --pad-fractions 0 0.5
     --cuda-graphs --compile)
-timeout 130 python3 benchmark_bert.py "${point[@]}" --optimization sdpa flash_attention_2 \
+timeout "${RUN_LIMIT:-130}" python3 benchmark_bert.py "${point[@]}" --optimization sdpa flash_attention_2 \
     --output-dir "$OUT/combinations/padded" > "$OUT/padded.log" 2>&1
-timeout 130 python3 benchmark_bert.py "${point[@]}" --packed --optimization sdpa-varlen flash_attention_2 \
+timeout "${RUN_LIMIT:-130}" python3 benchmark_bert.py "${point[@]}" --packed --optimization sdpa-varlen flash_attention_2 \
     flash_attention_3 --output-dir "$OUT/combinations/packed" > "$OUT/packed.log" 2>&1
 one=(--task qa --model-size "${SIZE:-base}" --batch-size 64 --max-seqlen 512)
-for avg in 512 256; do
+for avg in $([ "${BREAKDOWN:-1}" = 1 ] && echo 512 256); do
     timeout 40 python3 scripts/kernel_breakdown.py "${one[@]}" --avg-seqlen $avg --optimization sdpa flash_attention_2
     timeout 40 python3 scripts/kernel_breakdown.py "${one[@]}" --avg-seqlen $avg --packed \
         --optimization sdpa-varlen flash_attention_2 flash_attention_3

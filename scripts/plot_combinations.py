@@ -15,6 +15,12 @@ import sys
 from pathlib import Path
 
 VARIANTS = (("loop", "latency_ms"), ("graph", "latency_ms_graph"), ("compiled", "latency_ms_compiled"))
+KERNELS = {"loop": "attention_kernels", "graph": "attention_kernels_graph", "compiled": "attention_kernels_compiled"}
+MARK = " \\*"
+FOOTNOTE = (
+    "\n\n\\* another attention operator ran than in the loop (the row's `attention_kernels_graph` or "
+    "`_compiled`; e.g. SDPA's math backend under a CUDA-graph capture): not the same attention, timed."
+)
 
 
 def combinations(folder: Path) -> list[dict]:
@@ -31,7 +37,8 @@ def combinations(folder: Path) -> list[dict]:
                 for variant, column in VARIANTS:
                     value = r.get(column + suffix) or ""
                     pct = 100 * float(r["gflop"]) / float(value) / float(r["peak_tflops"]) if value else None
-                    entry[variant] = (float(value), pct) if value else None
+                    other = not is_base and variant != "loop" and r.get(KERNELS[variant]) != r["attention_kernels"]
+                    entry[variant] = (float(value), pct, other) if value else None
                 found.append(entry)
     return found
 
@@ -39,10 +46,13 @@ def combinations(folder: Path) -> list[dict]:
 def table(entries: list[dict]) -> str:
     lines = ["| padding | layout | implementation | loop ms (% of peak) | CUDA graph | compiled |", "|" + " --- |" * 6]
     for e in sorted(entries, key=lambda e: (e["pad"], e["layout"] != "padded", e["name"])):
-        cells = [f"{v[0]:.2f} ({v[1]:.0f} %)" if (v := e[variant]) else "-" for variant, _ in VARIANTS]
+        cells = [
+            f"{v[0]:.2f} ({v[1]:.0f} %){MARK if v[2] else ''}" if (v := e[variant]) else "-" for variant, _ in VARIANTS
+        ]
         pad = f"{float(e['pad']):.0%}"
         lines.append(f"| {pad} | {e['layout']} | {e['name']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    marked = any(v and v[2] for e in entries for variant, _ in VARIANTS if (v := e[variant]))
+    return "\n".join(lines) + (FOOTNOTE if marked else "")
 
 
 def chart(entries: list[dict], path: Path) -> None:
