@@ -71,17 +71,13 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     grid_flags = [f for f in ("batch_sizes", "seqlens", "pad_fractions") if getattr(args, f) is not None]
     if grid_flags and not args.sweep:
         raise UsageError(f"--{grid_flags[0].replace('_', '-')} only applies with --sweep")
-    for flag in ("--seqlen-stdev", "--seed"):
-        _in_range(flag, getattr(args, flag[2:].replace("-", "_")))
-    for flag, value in (
-        ("--num-batches", args.num_batches),
-        ("--min-batches", args.min_batches),
-        ("--warmup", args.warmup),
-        ("--time-budget-ms", args.time_budget_ms),
-        ("--capacity-limit", args.capacity_limit),
-    ):
-        if value is not None:
-            _in_range(flag, value)
+    for flag in LIMITS:  # every number given, before PyTorch loads (the defaults are checked in _grid)
+        value = getattr(args, flag[2:].replace("-", "_"))
+        for v in value if isinstance(value, list) else [] if value is None else [value]:
+            _in_range(flag, v)
+    for pad in args.pad_fractions or []:
+        if not 0 <= pad < 1:
+            raise UsageError(f"--pad-fractions must lie in [0, 1), got {pad:g}")
     extras = [flag for flag, given in (("--cuda-graphs", args.cuda_graphs), ("--compile", args.compile)) if given]
     if extras and args.mode == "train":
         raise UsageError(f"{extras[0]} times inference only; drop it or --mode train")
