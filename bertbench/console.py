@@ -146,6 +146,6 @@ def time_share(timed_s: float, wall_s: float) -> str:
     share = 100 * timed_s / wall_s if wall_s > 0 else 0.0
     line = (
         f"timed calls took {timed_s:.1f} s of {wall_s:.1f} s wall time ({share:.0f} %); the rest is loading, "
-        "warm-up, the memory/kernel/parity call and the float32 reference"
+        "the warm-up call (memory, kernels, output), the float32 reference and the host probes"
     )
     return line
