@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,9 +174,12 @@ def plot_all(data: list[TaskData], plots_dir: Path, formats: tuple[str, ...] = (
     workers = min(len(jobs), MAX_WORKERS or os.cpu_count() or 1)
     if workers < 2:
         return [path for d, out in jobs for path in _plot_task(d, out, formats, styles)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        drawn = [pool.submit(_plot_task, d, out, formats, styles) for d, out in jobs]
-        return [path for future in drawn for path in future.result()]
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            drawn = [pool.submit(_plot_task, d, out, formats, styles) for d, out in jobs]
+            return [path for future in drawn for path in future.result()]
+    except BrokenProcessPool:  # a worker could not start (a caller's script without a __main__ guard)
+        return [path for d, out in jobs for path in _plot_task(d, out, formats, styles)]
 
 
 def _plot_task(d: TaskData, out: Path, formats: tuple[str, ...], styles: dict[str, Style]) -> list[Path]:
