@@ -7,6 +7,7 @@ import torch
 
 from bertbench import sweep
 from bertbench.cli import parse_args
+from bertbench.energy import POWER_LIMIT_MARGIN
 
 pytestmark = [
     pytest.mark.gpu,
@@ -207,6 +208,8 @@ def test_energy_per_token_is_read_within_the_boards_power_limit(tmp_path):
     limit_w = pynvml.nvmlDeviceGetEnforcedPowerLimit(pynvml.nvmlDeviceGetHandleByIndex(0)) / 1000
     assert row["status"] == "ok", row["detail"]
     for power in (row["power_w"], row["power_w_baseline"]):
-        assert 50 < power <= 1.05 * limit_w
+        # the counter moves every 100 ms: over a ~1.2 s window one step either side is up to ~10 %
+        # (energy.py); on the H100 sdpa read 693 W once and 742 W another time against 700 W
+        assert 50 < power <= POWER_LIMIT_MARGIN * limit_w
     # sdpa does the same work as eager in about half the time at 64 x 512, at no higher power
     assert 0 < row["joules_per_1k_tokens"] < row["joules_per_1k_tokens_baseline"]
