@@ -70,7 +70,7 @@ def known_kernels(models: TaskModels, variant: Variant, point: GridPoint, mask_p
     agreed: docs/methodology.md). A graph's kernels come from its capture; a compiled call is
     profiled at every point, as every point compiles anew."""
     if variant is not LOOP:
-        return UNPROFILED
+        return {**UNPROFILED}
     return {**models.loop_kernels.get((point.max_seqlen, mask_passed), {}), **UNPROFILED}
 
 
