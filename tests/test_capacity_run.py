@@ -5,7 +5,7 @@ from bertbench.cli import parse_args
 from bertbench.models import LoadedModel
 
 
-def test_capacity_rows_find_each_models_limit_against_a_fake_memory(tmp_path, monkeypatch):
+def test_capacity_rows_find_each_models_limit_against_a_fake_memory_and_are_drawn(tmp_path, monkeypatch):
     """sdpa 'fits' 3x the batch eager does at seqlen 32, and half as much at 64 (tokens x 1 / x 2)."""
     original = LoadedModel.forward
 
@@ -35,14 +35,10 @@ def test_capacity_rows_find_each_models_limit_against_a_fake_memory(tmp_path, mo
         assert row["status"] == "ok" and largest <= budget < failure <= largest * (1 + capacity_run.PRECISION) + 1
         assert len(row["probes"].split()) <= 2 * 13  # doubling then bisection: O(log N) probes
     assert set(found) == {("eager", "True", 32), ("eager", "True", 64), ("sdpa", "False", 32), ("sdpa", "False", 64)}
-
-
-def test_plot_draws_the_capacity_rows_of_a_capacity_run(tmp_path, monkeypatch):
-    """A folder with --capacity rows alone gets the capacity chart; a second search of the same
-    model and seqlen replaces the first in it (capacity_chart.latest)."""
+    # the same rows drawn (one run serves both): a folder with --capacity rows alone gets the capacity
+    # chart; a second search of the same model and seqlen replaces the first in it (capacity_chart.latest)
     from bertbench import capacity_chart, plot_cli
 
-    test_capacity_rows_find_each_models_limit_against_a_fake_memory(tmp_path, monkeypatch)
     rows = capacity_chart.read_rows(tmp_path)
     assert len(rows) == 4 and {r["task"] for r in rows} == {"qa"}
     again = {**rows[0], "largest_batch": "7", "timestamp": "later"}
