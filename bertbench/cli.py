@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     grid_flags = [f for f in ("batch_sizes", "seqlens", "pad_fractions") if getattr(args, f) is not None]
     if grid_flags and not args.sweep:
         raise UsageError(f"--{grid_flags[0].replace('_', '-')} only applies with --sweep")
-    for flag in LIMITS:  # every number given, before PyTorch loads (the defaults are checked in _grid)
+    for flag in LIMITS:  # every number given, before PyTorch loads
         value = getattr(args, flag[2:].replace("-", "_"))
         for v in value if isinstance(value, list) else [] if value is None else [value]:
             _in_range(flag, v)
@@ -183,15 +183,9 @@ def _grid(args, defaults: dict, sweep_defaults: dict) -> tuple[GridPoint, ...]:
     ):
         if given is not None:
             raise UsageError(f"{flag} sets a single point; with --sweep use --batch-sizes, --seqlens, --pad-fractions")
-    batch_sizes = _given(args.batch_sizes, sweep_defaults["batch_sizes"])
+    batch_sizes = _given(args.batch_sizes, sweep_defaults["batch_sizes"])  # given ones: checked in parse_args
     seqlens = _given(args.seqlens, sweep_defaults["seqlens"])
     pads = _given(args.pad_fractions, PAD_FRACTIONS)
-    for flag, values in (("--batch-sizes", batch_sizes), ("--seqlens", seqlens)):
-        for v in values:
-            _in_range(flag, v)
-    for pad in pads:
-        if not 0 <= pad < 1:
-            raise UsageError(f"--pad-fractions must lie in [0, 1), got {pad:g}")
     return tuple(
         GridPoint(b, s, max(1.0, round((1 - pad) * s, 2)))
         for b in dict.fromkeys(batch_sizes)
