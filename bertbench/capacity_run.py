@@ -20,6 +20,7 @@ import torch
 from bertbench.capacity import CapacityResult, MemoryModel, largest_batch, oom_probe
 from bertbench.capacity_chart import capacity_path, read_capacity
 from bertbench.config import GridPoint, RunConfig
+from bertbench.failures import frozen_heap
 from bertbench.holder import BASELINE, TaskModels
 from bertbench.rows import RunFacts
 
@@ -31,6 +32,7 @@ COLUMNS = (
 PRECISION = 1 / 32  # bisection stops within 3 % of the largest fit: probes at large batches take seconds
 
 
+@frozen_heap()
 def run_capacity(config: RunConfig, facts: RunFacts, limit: int) -> list[dict[str, str]]:
     """Search every task, implementation and seqlen; returns the rows written."""
     seqlens = sorted({p.max_seqlen for p in config.points})

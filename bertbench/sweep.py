@@ -20,6 +20,7 @@ from bertbench.config import GridPoint, RunConfig
 from bertbench.console import Progress
 from bertbench.distributed import point_cost
 from bertbench.environment import device_name, manifest, new_run_id, versions, write_manifest
+from bertbench.failures import frozen_heap
 from bertbench.holder import TaskModels
 from bertbench.host import HostWatch
 from bertbench.measure import matmul_tflops
@@ -35,6 +36,7 @@ class RunStats:
     points: int = 0
 
 
+@frozen_heap()
 def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None) -> list[Row]:
     """Run every task of the config; returns the rows this process wrote (also appended to disk)."""
     rank = distributed.from_environment()
