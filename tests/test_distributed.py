@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
+from bertbench.catalog import TASKS
 from bertbench.config import GridPoint
 from bertbench.distributed import point_cost, shard
 from bertbench.results import ResultsFile
@@ -40,49 +44,75 @@ def test_sharding_is_balanced_by_cost_unlike_every_nth_point():
         assert max(loads) <= max(strided)
 
 
-def test_two_processes_on_gloo_sweep_and_merge_in_grid_order(tmp_path):
-    out = tmp_path / "results"
-    args = " ".join(
-        ["--no-use-cuda --model-size tiny --num-batches 2 --warmup 1 --task qa --sweep --batch-sizes 1 2 4",
-         "--seqlens 16 32 --pad-fractions 0 --optimization sdpa eager"]
-    ).split()  # fmt: skip
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "benchmark_bert.py", *args, "--output-dir", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    with (out / "qa.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    points = [(r["batch_size"], r["max_seqlen"], r["attn_implementation"]) for r in rows]
-    assert points == [(b, s, n) for b in ("1", "2", "4") for s in ("16", "32") for n in ("sdpa", "eager")]
-    assert all(r["status"] == "ok" for r in rows)
-    assert sorted(p.name for p in out.iterdir()) == ["qa.csv", "runs"]  # the parts merged and gone
-    (run_id,) = {r["run_id"] for r in rows}  # one run, whichever rank measured the row
-    assert [p.name for p in (out / "runs").iterdir()] == [f"{run_id}.json"]  # one manifest, by rank 0
+FLAGS = ["--no-use-cuda", "--model-size", "tiny", "--num-batches", "2", "--warmup", "1", "--batch-sizes", "1", "2", "4",
+         "--seqlens", "16", "32", "--pad-fractions", "0"]  # fmt: skip
 
-    # The same sweep in one process, one thread as torchrun gives each rank: the same rows, as
-    # scripts/compare_runs.py (used on the GPU) finds (in grid order unless a point was measured
-    # again at the end because the host ran slow).
-    plain = tmp_path / "plain"
-    single = subprocess.run(
-        [sys.executable, "benchmark_bert.py", *args, "--output-dir", str(plain)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
-    assert single.returncode == 0, single.stderr[-3000:]
+
+@pytest.mark.parametrize("nproc", ["1", "2"])
+def test_run_bert_sh_launches_every_task_then_the_charts(tmp_path, nproc):
+    """What ./run_bert.sh runs, read through PYTHON=echo: the defaults, and torchrun for NPROC > 1."""
+    env = {key: value for key, value in os.environ.items() if key not in ("IMPLS", "RESULTS", "PLOTS")}
+    run = subprocess.run(["./run_bert.sh", "--model-size", "mini"], cwd=ROOT, capture_output=True, text=True,
+                         env={**env, "PYTHON": "echo", "NPROC": nproc}, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    launch = "-m torch.distributed.run --standalone --nproc-per-node 2 " if nproc == "2" else ""
+    assert run.stdout.splitlines() == [
+        f"{launch}benchmark_bert.py --task all --sweep --optimization all --output-dir results --model-size mini",
+        "plot.py --results-dir results --plots-dir plots",
+    ]
+
+
+def test_run_bert_sh_on_two_gloo_ranks_gives_the_rows_of_one_process_in_grid_order_and_the_charts(tmp_path):
+    """./run_bert.sh with NPROC=2 (torchrun, two gloo ranks of one thread each): every task's sweep,
+    merged in grid order, then the charts; the same rows as the same sweep in one process."""
+    from bertbench import sweep
+    from bertbench.cli import parse_args
+
+    env = {**os.environ, "PYTHON": sys.executable, "IMPLS": "sdpa eager", "NPROC": "2",
+           "RESULTS": str(tmp_path / "results"), "PLOTS": str(tmp_path / "plots")}  # fmt: skip
+    ranks = subprocess.Popen(["./run_bert.sh", *FLAGS], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)  # fmt: skip
+    plain = tmp_path / "plain"  # meanwhile, in this process, on one thread as torchrun gives each rank
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sweep.run(parse_args([*FLAGS, "--task", "all", "--sweep", "--optimization", "sdpa", "eager", "--output-dir",
+                              str(plain)]), progress=False)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    _, err = ranks.communicate(timeout=600)
+    assert ranks.returncode == 0, err[-3000:]
+
+    out = tmp_path / "results"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(f"{t}.csv" for t in TASKS), "runs"])  # parts merged
+    grid = [(b, s, n) for b in ("1", "2", "4") for s in ("16", "32") for n in ("sdpa", "eager")]
+    run_ids = set()
+    for task in TASKS:
+        with (out / f"{task}.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert [(r["batch_size"], r["max_seqlen"], r["attn_implementation"]) for r in rows] == grid, task
+        assert all(r["status"] == "ok" for r in rows)
+        run_ids |= {r["run_id"] for r in rows}
+        assert (tmp_path / "plots" / task / "combined.png").stat().st_size > 10_000
+    (run_id,) = run_ids  # one run, whichever rank measured the row
+    assert [p.name for p in (out / "runs").iterdir()] == [f"{run_id}.json"]  # one manifest, by rank 0
+    assert (tmp_path / "plots" / "report.html").is_file()
+
+    # the same rows as in one process, as scripts/compare_runs.py (used on the GPU) finds
     same = compare_runs(plain, out)
     assert same.returncode == 0, same.stdout + same.stderr
-    assert "qa: 12 rows vs 12; same measurements: True" in same.stdout
-    assert "status differs in 0" in same.stdout
+    for task in TASKS:
+        assert f"{task}: 12 rows vs 12; same measurements: True (same order); status differs in 0" in same.stdout
     assert "eager (baseline)   latency second/first over 6 points" in same.stdout
-
+    with (out / "qa.csv").open() as f:
+        rows = list(csv.DictReader(f))
     rows[3]["status"] = "error"  # one measurement that failed in the second run
     (out / "qa.csv").unlink()
     rewritten = ResultsFile(out / "qa.csv")
     for row in rows:
         rewritten.append(row)
     rewritten.close()
-    differs = compare_runs(plain, out)
+    differs = compare_runs(plain, out, "qa")
     assert differs.returncode == 1 and "status differs in 1" in differs.stdout
 
 

@@ -30,6 +30,9 @@ def test_each_task_head_runs_eager_and_sdpa_with_the_same_weights_and_agrees(tas
     assert (eager.model.config.num_hidden_layers, eager.model.config.hidden_size) == (layers, hidden)
     for (name, a), b in zip(eager.model.state_dict().items(), sdpa.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+    # built without random weights: the buffers no state dict carries are set too (position ids)
+    for (name, a), (_, b) in zip(eager.model.named_buffers(), sdpa.model.named_buffers(), strict=True):
+        assert torch.equal(a, b), name
     batch = make_batch(task, 4, 32, 20, 8, eager.model.config.vocab_size, NUM_LABELS[task], True, 0, "cpu")
     with torch.inference_mode():
         out_e = eager.forward(batch.model_inputs())()

@@ -163,14 +163,16 @@ def test_a_signal_inside_a_deferred_block_is_raised_when_it_ends():
 
 
 def test_sigkill_at_random_moments_then_resume_ends_with_every_point_once(tmp_path):
+    """Killed while it measures, then the resumed run killed at a random moment of its start-up
+    (while it may be moving a cut row aside), then resumed to the end."""
     rng = random.Random(2024)
     out = tmp_path / "out"
     csv = out / "qa.csv"
-    for _ in range(3):
+    for moment in ("measuring", "start-up"):
         proc, before = start([*SWEEP, "--resume"], out), data_rows(csv)
-        if rng.random() < 0.3:  # during start-up
+        if moment == "start-up":
             wait_until(lambda p=proc: p.poll() is not None, rng.uniform(0.1, 2.0))
-        else:  # while it measures, at a random time after it wrote a row
+        else:  # at a random time after it wrote a row
             wait_until(lambda p=proc, b=before: p.poll() is not None or data_rows(csv) > b, 120)
             time.sleep(rng.uniform(0, 0.3))
         proc.kill()
