@@ -19,5 +19,6 @@ t "python benchmark_bert.py --batch-size 0 (argument error)" python benchmark_be
 t "python benchmark_bert.py --task qa --sweep" python benchmark_bert.py --task qa --sweep --output-dir "$out/main"
 t "RESULTS=... PLOTS=... ./run_bert.sh" env RESULTS="$out/all" PLOTS="$out/plots" PYTHON=python ./run_bert.sh
 t "python plot.py (the run_bert.sh results)" python plot.py --results-dir "$out/all" --plots-dir "$out/plots2"
+t "python -m pytest -q" python -m pytest -q -p no:cacheprovider
 echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$out"
