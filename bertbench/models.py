@@ -52,8 +52,17 @@ def hf_implementation(name: str) -> str:
     return "sdpa" if name in SDPA_BACKENDS else name
 
 
+# flex_attention's kernel and block mask are compiled by transformers on first use. Compiled for
+# static shapes they recompiled at every new batch size, seqlen and mask kind (two frames, 7-10 s a
+# point on the H100); compiled for dynamic shapes, once per seqlen and mask kind, then reused.
+FLEX_DYNAMO = {"assume_static_by_default": False, "recompile_limit": 64}
+
+
 def attention_context(name: str) -> contextlib.AbstractContextManager:
-    """The context every forward of this implementation runs in (pins the SDPA backend)."""
+    """The context every forward of this implementation runs in: the SDPA backend pinned, or
+    flex_attention compiled for dynamic shapes (FLEX_DYNAMO; a --compile of a flex model too)."""
+    if name == "flex_attention":
+        return torch._dynamo.config.patch(**FLEX_DYNAMO)
     backend = SDPA_BACKENDS.get(name)
     return sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
 

@@ -8,6 +8,7 @@ from bertbench.catalog import NUM_LABELS, PRESETS, TASKS
 from bertbench.measure import agreement
 from bertbench.models import (
     TASK_HEADS,
+    LoadedModel,
     load_baseline,
     load_like,
     per_token,
@@ -150,3 +151,22 @@ def test_a_prepared_mask_gives_the_same_logits_and_takes_the_uncaptured_path():
             torch.testing.assert_close(got.start_logits, want.start_logits)
             torch.testing.assert_close(got.loss, want.loss)
     assert "attention_mask" not in with_prepared_mask(sdpa.model, full)  # sdpa skips a mask with no padding
+
+
+def test_flex_attention_runs_compiled_for_dynamic_shapes_and_nothing_else_does():
+    """transformers compiles flex_attention on first use; for static shapes it recompiled at
+    every batch size, seqlen and mask kind (7-10 s a point on the H100)."""
+    seen = {}
+
+    def model(name):
+        def record(**inputs):
+            seen[name] = (torch._dynamo.config.assume_static_by_default, torch._dynamo.config.recompile_limit)
+
+        return record
+
+    before = (torch._dynamo.config.assume_static_by_default, torch._dynamo.config.recompile_limit)
+    for name in ("flex_attention", "sdpa", "eager"):
+        LoadedModel(name, model(name)).forward({})()
+    assert seen["flex_attention"] == (False, 64)
+    assert seen["sdpa"] == seen["eager"] == before == (torch._dynamo.config.assume_static_by_default,
+                                                        torch._dynamo.config.recompile_limit)  # fmt: skip
