@@ -63,8 +63,8 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         default=["flash_attention_2", "sdpa"],
         metavar="IMPL",
         help=f"attention implementations to compare with the baseline: {', '.join(IMPLEMENTATIONS)}; "
-        "'all' names every one that can run on this machine but flex_attention, which compiles for every new "
-        "shape (name it to run it)",
+        "'all' names every one that can run on this machine but flex_attention, which compiles for each "
+        "seqlen and mask kind (name it to run it)",
     )
     what.add_argument("--baseline", default="eager", metavar="IMPL", help="implementation every other is compared with")
 
