@@ -149,8 +149,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
 
 # Left out of `--optimization all`: flex_attention compiles its kernel and block mask for each
 # seqlen and mask kind (models.FLEX_DYNAMO; a head's first ~30 H100 points took 73 s, the QA
-# sweep 117 s; on 2 CPU cores ~10 s a point was measured with static compiles), and the
-# ./run_bert.sh times in docs/validation were measured without it. Named, it runs.
+# sweep 117 s; on 2 CPU cores ~10 s a point was measured with static compiles): with it a
+# ./run_bert.sh head took 233-290+ s on the H100 against ~137 s. Named, it runs.
 SLOW_IN_ALL = ("flex_attention",)
 
 
