@@ -172,14 +172,14 @@ def plot_all(data: list[TaskData], plots_dir: Path, formats: tuple[str, ...] = (
                 old.unlink()
         jobs.append((d, out))
     workers = min(len(jobs), MAX_WORKERS or os.cpu_count() or 1)
-    if workers < 2:
-        return [path for d, out in jobs for path in _plot_task(d, out, formats, styles)]
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            drawn = [pool.submit(_plot_task, d, out, formats, styles) for d, out in jobs]
-            return [path for future in drawn for path in future.result()]
-    except BrokenProcessPool:  # a worker could not start (a caller's script without a __main__ guard)
-        return [path for d, out in jobs for path in _plot_task(d, out, formats, styles)]
+    if workers >= 2:
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                drawn = [pool.submit(_plot_task, d, out, formats, styles) for d, out in jobs]
+                return [path for future in drawn for path in future.result()]
+        except BrokenProcessPool:  # a worker could not start (a caller's script without a __main__ guard)
+            pass  # drawn here instead
+    return [path for d, out in jobs for path in _plot_task(d, out, formats, styles)]
 
 
 def _plot_task(d: TaskData, out: Path, formats: tuple[str, ...], styles: dict[str, Style]) -> list[Path]:
