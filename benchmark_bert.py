@@ -7,7 +7,7 @@ The same as the `bertbench` command; see docs/reference.md for every flag and co
 
 import sys
 
-from bertbench import signals
+from bertbench.store import signals
 
 PROG = "benchmark_bert.py"
 

@@ -14,9 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bertbench import distributed, signals
-from bertbench.catalog import IMPLEMENTATIONS, PRESET_POSITIONS, TASKS
-from bertbench.config import (
+from bertbench.flags import UsageError, build_parser
+from bertbench.run import distributed
+from bertbench.spec.catalog import IMPLEMENTATIONS, PRESET_POSITIONS, TASKS
+from bertbench.spec.config import (
     CPU_DEFAULTS,
     CPU_SWEEP,
     GPU_DEFAULTS,
@@ -27,9 +28,9 @@ from bertbench.config import (
     RunConfig,
     TimingPlan,
 )
-from bertbench.csvfile import scan
-from bertbench.flags import UsageError, build_parser
-from bertbench.results import ResultsError, csv_path, part_paths
+from bertbench.store import signals
+from bertbench.store.csvfile import scan
+from bertbench.store.results import ResultsError, csv_path, part_paths
 
 LIMITS = {  # flag: (lowest, highest) accepted; beyond these a value is a typo, not a benchmark
     "--batch-size": (1, 2**20),
@@ -110,7 +111,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     dtype = args.dtype or {True: "fp16", False: "fp32"}.get(args.use_half, "fp16" if on_gpu else "fp32")
     import torch
 
-    from bertbench.models import unavailable_reason
+    from bertbench.model.heads import unavailable_reason
 
     where = torch.device(device), getattr(torch, TORCH_DTYPES[dtype])
     everything = [
@@ -203,7 +204,7 @@ def _check_model(name: str) -> int:
     if looks_local and not os.path.isdir(name):
         what = "a file, not a checkpoint directory" if os.path.exists(name) else "no such directory"
         raise UsageError(f"--model {name}: {what}")
-    from bertbench.models import load_config
+    from bertbench.model.heads import load_config
 
     try:
         config = load_config(name)
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
 
 def _main(argv: list[str], prog: str, where: list[Path]) -> int:
     if argv[:1] == ["compare"]:
-        from bertbench.compare import main as compare
+        from bertbench.report.compare import main as compare
 
         return compare(argv[1:])
     try:
@@ -303,11 +304,11 @@ def _main(argv: list[str], prog: str, where: list[Path]) -> int:
         fail(str(e), prog=prog)
     where.append(config.output_dir)
     if config.capacity_limit is not None:
-        from bertbench.capacity_run import main as capacity
+        from bertbench.run.capacity_run import main as capacity
 
         return capacity(config)
-    from bertbench.console import describe, summarize, time_share
-    from bertbench.sweep import RunStats, run
+    from bertbench.run.console import describe, summarize, time_share
+    from bertbench.run.sweep import RunStats, run
 
     print(describe(config), flush=True)
     start, stats = time.perf_counter(), RunStats()

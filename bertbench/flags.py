@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 
 from bertbench import __version__
-from bertbench.catalog import IMPLEMENTATIONS, PRESETS, TASKS
-from bertbench.config import CPU_SWEEP, DTYPES, GPU_SWEEP, PAD_FRACTIONS
+from bertbench.spec.catalog import IMPLEMENTATIONS, PRESETS, TASKS
+from bertbench.spec.config import CPU_SWEEP, DTYPES, GPU_SWEEP, PAD_FRACTIONS
 
 
 class UsageError(Exception):

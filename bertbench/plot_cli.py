@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from bertbench.plotting import PlotError, load_results, no_charts_reason, plot_all, result_files, summary
+from bertbench.report.load import PlotError, load_results, no_charts_reason, plot_all, result_files, summary
 
 DEFAULT_FORMATS = ("png", "svg")
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
         args = parse_args(argv, prog)
         if args.plots_dir.exists() and not args.plots_dir.is_dir():
             raise PlotError(f"--plots-dir {args.plots_dir}: is a file, not a folder")
-        from bertbench import capacity_chart
+        from bertbench.report import capacity_chart
 
         formats = tuple(dict.fromkeys(args.format))
         if not (args.results_dir.is_dir() and result_files(args.results_dir)):  # perhaps --capacity rows alone
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
         written += capacity_chart.write_chart(args.results_dir, args.plots_dir, formats)
         reports = []
         if not args.no_report:
-            from bertbench import report
+            from bertbench.report import report
 
             words = ["python", "plot.py", "--results-dir", args.results_dir.as_posix(), "--plots-dir",
                      args.plots_dir.as_posix()]  # fmt: skip

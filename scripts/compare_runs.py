@@ -20,9 +20,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from bertbench.catalog import TASKS
-from bertbench.results import csv_path, read_rows
-from bertbench.schema import KEY_COLUMNS, row_key
+from bertbench.spec.catalog import TASKS
+from bertbench.spec.schema import KEY_COLUMNS, row_key
+from bertbench.store.results import csv_path, read_rows
 
 IMPLEMENTATION = KEY_COLUMNS.index("attn_implementation")
 

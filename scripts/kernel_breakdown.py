@@ -17,8 +17,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from bertbench.cli import parse_args
-from bertbench.holder import TaskModels
-from bertbench.measure import kernel_class
+from bertbench.measure.probes import kernel_class
+from bertbench.model.holder import TaskModels
 
 
 def breakdown(call, inference: bool) -> dict[str, float]:

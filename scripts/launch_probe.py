@@ -10,9 +10,9 @@ import statistics
 
 import torch
 
-from bertbench.batches import make_batch
-from bertbench.models import load_baseline, load_like
-from bertbench.timing import latencies
+from bertbench.measure.timing import latencies
+from bertbench.model.batches import make_batch
+from bertbench.model.heads import load_baseline, load_like
 
 device = torch.device("cuda")
 eager = load_baseline("qa", "eager", "base", None, device, torch.float16, seed=0)

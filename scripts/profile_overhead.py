@@ -10,8 +10,11 @@ import sys
 import time
 from collections import defaultdict
 
-from bertbench import holder, host, point, results, sweep, variants
 from bertbench.cli import parse_args
+from bertbench.measure import host, variants
+from bertbench.model import holder
+from bertbench.run import point, sweep
+from bertbench.store import results
 
 spent: dict[str, float] = defaultdict(float)
 calls: dict[str, int] = defaultdict(int)

@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bertbench.results import load_rows
+from bertbench.store.results import load_rows
 
 COLUMNS = {"latency_ms": "latency_ms_graph", "latency_ms_baseline": "latency_ms_graph_baseline"}
 SHARES = {"latency_ms": "host_share", "latency_ms_baseline": "host_share_baseline"}

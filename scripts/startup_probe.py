@@ -24,10 +24,10 @@ import transformers  # noqa: E402, F401
 
 step("import transformers")
 from bertbench.cli import parse_args  # noqa: E402
-from bertbench.holder import TaskModels  # noqa: E402
-from bertbench.host import HostWatch  # noqa: E402
-from bertbench.measure import matmul_tflops  # noqa: E402
-from bertbench.point import measure_point  # noqa: E402
+from bertbench.measure.host import HostWatch  # noqa: E402
+from bertbench.measure.probes import matmul_tflops  # noqa: E402
+from bertbench.model.holder import TaskModels  # noqa: E402
+from bertbench.run.point import measure_point  # noqa: E402
 
 step("import bertbench")
 config = parse_args(["--task", "qa", "--sweep"])

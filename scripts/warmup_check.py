@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bertbench.results import load_rows
+from bertbench.store.results import load_rows
 
 NAMES = ("w1_budget", "w5_budget", "w5_n50", "w1_n50")
 PAIRS = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bertbench.results import ResultsFile
-from bertbench.schema import Row
+from bertbench.spec.schema import Row
+from bertbench.store.results import ResultsFile
 
 
 def write(folder: Path, rows: list[Row], task: str = "qa") -> Path:

@@ -1,7 +1,7 @@
 import torch
 
-from bertbench.batches import IGNORE_INDEX, PAD_ID, make_batch, pack, sample_lengths, segments, unpack
-from bertbench.catalog import TASKS
+from bertbench.model.batches import IGNORE_INDEX, PAD_ID, make_batch, pack, sample_lengths, segments, unpack
+from bertbench.spec.catalog import TASKS
 
 
 def batch(task="mlm", **kw):

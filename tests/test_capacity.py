@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from bertbench import capacity
-from bertbench.capacity import MemoryModel, is_out_of_memory, largest_batch, oom_probe
+from bertbench.measure import capacity
+from bertbench.measure.capacity import MemoryModel, is_out_of_memory, largest_batch, oom_probe
 
 CPU = torch.device("cpu")
 
@@ -125,8 +125,8 @@ def test_cublas_allocation_failure_is_out_of_memory():
 
 def test_oom_probe_on_a_real_model_fits_on_the_cpu():
     """One forward of the tiny preset per probe: everything fits up to the limit."""
-    from bertbench.batches import make_batch
-    from bertbench.models import load_baseline
+    from bertbench.model.batches import make_batch
+    from bertbench.model.heads import load_baseline
 
     loaded = load_baseline("mlm", "sdpa", "tiny", None, CPU, torch.float32, seed=0)
 

@@ -1,8 +1,8 @@
 import torch
 
-from bertbench import capacity_run
 from bertbench.cli import parse_args
-from bertbench.models import LoadedModel
+from bertbench.model.heads import LoadedModel
+from bertbench.run import capacity_run
 
 
 def test_capacity_rows_find_each_models_limit_against_a_fake_memory_and_are_drawn(tmp_path, monkeypatch):
@@ -37,7 +37,8 @@ def test_capacity_rows_find_each_models_limit_against_a_fake_memory_and_are_draw
     assert set(found) == {("eager", "True", 32), ("eager", "True", 64), ("sdpa", "False", 32), ("sdpa", "False", 64)}
     # the same rows drawn (one run serves both): a folder with --capacity rows alone gets the capacity
     # chart; a second search of the same model and seqlen replaces the first in it (capacity_chart.latest)
-    from bertbench import capacity_chart, plot_cli
+    from bertbench import plot_cli
+    from bertbench.report import capacity_chart
 
     rows = capacity_chart.read_rows(tmp_path)
     assert len(rows) == 4 and {r["task"] for r in rows} == {"qa"}
@@ -50,7 +51,7 @@ def test_capacity_rows_find_each_models_limit_against_a_fake_memory_and_are_draw
 
 
 def test_no_capacity_rows_no_chart_and_a_foreign_file_is_left_out(tmp_path):
-    from bertbench import capacity_chart
+    from bertbench.report import capacity_chart
 
     assert capacity_chart.write_chart(tmp_path, tmp_path / "p") == []
     (tmp_path / "capacity").mkdir()
@@ -59,7 +60,7 @@ def test_no_capacity_rows_no_chart_and_a_foreign_file_is_left_out(tmp_path):
 
 
 def test_capacity_rows_that_are_cut_or_malformed_are_left_out_of_the_chart(tmp_path):
-    from bertbench import capacity_chart
+    from bertbench.report import capacity_chart
 
     (tmp_path / "capacity").mkdir()
     header = "task,mode,max_seqlen,attn_implementation,baseline,largest_batch,status"

@@ -9,8 +9,8 @@ import pytest
 
 import benchmark_bert
 from bertbench.cli import parse_args
-from bertbench.config import CPU_SWEEP, PAD_FRACTIONS
 from bertbench.flags import UsageError
+from bertbench.spec.config import CPU_SWEEP, PAD_FRACTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 

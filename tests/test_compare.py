@@ -1,4 +1,4 @@
-"""bertbench.compare on small hand-made result sets: no model runs, CPU only."""
+"""bertbench.report.compare on small hand-made result sets: no model runs, CPU only."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bertbench import compare
-from bertbench.results import ResultsFile
-from bertbench.schema import COLUMNS, KEY_COLUMNS
+from bertbench.report import compare
+from bertbench.spec.schema import COLUMNS, KEY_COLUMNS
+from bertbench.store.results import ResultsFile
 
 ROOT = Path(__file__).resolve().parents[1]
 H100 = "NVIDIA H100 80GB HBM3 (cuda:0)"
@@ -209,10 +209,10 @@ def test_nothing_in_common_exits_1(tmp_path, capsys):
 
 
 def test_help_is_fast_and_importing_pulls_no_torch():
-    code = "import sys, bertbench.compare; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
+    code = "import sys, bertbench.report.compare; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
     done = subprocess.run(
-        [sys.executable, "-m", "bertbench.compare", "--help"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "bertbench.report.compare", "--help"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.startswith("usage: bertbench compare [-h]")
 

@@ -2,7 +2,7 @@
 
 import io
 
-from bertbench.console import Progress
+from bertbench.run.console import Progress
 
 
 def test_time_left_leaves_the_first_points_set_up_out():

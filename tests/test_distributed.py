@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertbench.catalog import TASKS
-from bertbench.config import GridPoint
-from bertbench.distributed import point_cost, shard
-from bertbench.results import ResultsFile
+from bertbench.run.distributed import point_cost, shard
+from bertbench.spec.catalog import TASKS
+from bertbench.spec.config import GridPoint
+from bertbench.store.results import ResultsFile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,8 +65,8 @@ def test_run_bert_sh_launches_every_task_then_the_charts(tmp_path, nproc):
 def test_run_bert_sh_on_two_gloo_ranks_gives_the_rows_of_one_process_in_grid_order_and_the_charts(tmp_path):
     """./run_bert.sh with NPROC=2 (torchrun, two gloo ranks of one thread each): every task's sweep,
     merged in grid order, then the charts; the same rows as the same sweep in one process."""
-    from bertbench import sweep
     from bertbench.cli import parse_args
+    from bertbench.run import sweep
 
     env = {**os.environ, "PYTHON": sys.executable, "IMPLS": "sdpa eager", "NPROC": "2",
            "RESULTS": str(tmp_path / "results"), "PLOTS": str(tmp_path / "plots")}  # fmt: skip
@@ -131,8 +131,8 @@ def test_compare_runs_refuses_a_missing_folder_and_an_empty_comparison(tmp_path)
 
 
 def test_resume_after_a_crashed_rank_skips_its_points_and_merges_its_part(tmp_path, tiny_config):
-    from bertbench import sweep
-    from bertbench.results import part_path
+    from bertbench.run import sweep
+    from bertbench.store.results import part_path
 
     config = tiny_config("--task qa --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 --optimization sdpa")
     first = sweep.run(config, progress=False)  # stands in for the rows a rank finished
@@ -152,7 +152,7 @@ def test_a_plain_gpu_run_does_not_pick_a_device(monkeypatch):
     """Outside torchrun the device is "cuda" without an index, which torch.cuda.set_device refuses."""
     import torch
 
-    from bertbench.distributed import Rank, start
+    from bertbench.run.distributed import Rank, start
 
     chosen = []
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from bertbench import energy
-from bertbench.energy import CounterUnavailable, EnergyMeter, EnergyReading, NvmlCounter
+from bertbench.measure import energy
+from bertbench.measure.energy import CounterUnavailable, EnergyMeter, EnergyReading, NvmlCounter
 
 
 class FakeClock:

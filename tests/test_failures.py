@@ -3,7 +3,7 @@ import weakref
 
 import torch
 
-from bertbench.failures import frozen_heap, release_memory
+from bertbench.measure.failures import frozen_heap, release_memory
 
 
 class Node:

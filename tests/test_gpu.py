@@ -5,9 +5,9 @@ import csv
 import pytest
 import torch
 
-from bertbench import sweep
 from bertbench.cli import parse_args
-from bertbench.energy import POWER_LIMIT_MARGIN
+from bertbench.measure.energy import POWER_LIMIT_MARGIN
+from bertbench.run import sweep
 
 pytestmark = [
     pytest.mark.gpu,

@@ -4,10 +4,11 @@ import math
 import pytest
 import torch
 
-from bertbench import host, sweep
-from bertbench.host import HostWatch
-from bertbench.host import launch_us as real_launch_us
-from bertbench.timing import HOST_BOUND_SHARE, Latency
+from bertbench.measure import host
+from bertbench.measure.host import HostWatch
+from bertbench.measure.host import launch_us as real_launch_us
+from bertbench.measure.timing import HOST_BOUND_SHARE, Latency
+from bertbench.run import sweep
 
 CPU = torch.device("cpu")
 
@@ -57,6 +58,6 @@ def test_host_share_tells_a_call_the_host_paced_from_one_the_gpu_paced():
 
 
 def test_the_charts_mark_host_bound_rows_by_the_same_threshold():
-    from bertbench import charts
+    from bertbench.report import charts
 
     assert charts.HOST_BOUND == HOST_BOUND_SHARE

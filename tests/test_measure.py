@@ -3,8 +3,7 @@ import time
 
 import torch
 
-from bertbench.batches import make_batch
-from bertbench.measure import (
+from bertbench.measure.probes import (
     agreement,
     attention_kernels,
     compared_values,
@@ -14,7 +13,8 @@ from bertbench.measure import (
     run_with_peak_memory,
     tolerance,
 )
-from bertbench.models import load_baseline, load_like, preset_config
+from bertbench.model.batches import make_batch
+from bertbench.model.heads import load_baseline, load_like, preset_config
 
 
 def test_agreement_ignores_padding_and_measures_relative_error():
@@ -89,7 +89,7 @@ def test_attention_kernels_name_the_operator_that_really_ran(capfd):
 
 
 def test_kernel_names_fall_in_their_class():
-    from bertbench.measure import kernel_class
+    from bertbench.measure.probes import kernel_class
 
     flash = "void flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64, 128, 128, 4, false, false, cutlass::half_t>>"
     assert kernel_class(flash) == "attention"  # cutlass in its template arguments, attention all the same

@@ -3,10 +3,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from bertbench.batches import make_batch
-from bertbench.catalog import NUM_LABELS, PRESETS, TASKS
-from bertbench.measure import agreement
-from bertbench.models import (
+from bertbench.measure.probes import agreement
+from bertbench.model.batches import make_batch
+from bertbench.model.heads import (
     TASK_HEADS,
     LoadedModel,
     load_baseline,
@@ -16,6 +15,7 @@ from bertbench.models import (
     unavailable_reason,
     with_prepared_mask,
 )
+from bertbench.spec.catalog import NUM_LABELS, PRESETS, TASKS
 
 CPU = torch.device("cpu")
 
@@ -91,7 +91,7 @@ def test_real_checkpoint_loads_with_its_weights_in_every_implementation(minilm_p
 
 def test_packed_classification_pools_each_sequences_first_token(monkeypatch):
     """The gather at cu_seqlens[:-1] must feed sequence i's first hidden state to its pooler row."""
-    from bertbench.batches import pack
+    from bertbench.model.batches import pack
 
     loaded = load_baseline("classification", "eager", "tiny", None, CPU, torch.float32, seed=0)
     head = loaded.model
@@ -119,7 +119,7 @@ class StubEncoder(torch.nn.Module):
 
 
 def test_packed_qa_loss_is_a_softmax_over_each_sequences_own_tokens(monkeypatch):
-    from bertbench.batches import pack
+    from bertbench.model.batches import pack
 
     loaded = load_baseline("qa", "eager", "tiny", None, CPU, torch.float32, seed=0)
     batch = make_batch("qa", 4, 16, 10, 4, 1000, 2, True, 0, "cpu")

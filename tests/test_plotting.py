@@ -10,10 +10,11 @@ from helpers import write
 from PIL import Image
 
 import plot
-from bertbench import charts, sweep
-from bertbench.plotting import load_results, plot_all, summary
-from bertbench.results import CONTRACT
-from bertbench.schema import COLUMNS, Row
+from bertbench.report import charts
+from bertbench.report.load import load_results, plot_all, summary
+from bertbench.run import sweep
+from bertbench.spec.schema import COLUMNS, Row
+from bertbench.store.results import CONTRACT
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = "--sweep --batch-sizes 1 2 --seqlens 16 32 --pad-fractions 0 0.5"

@@ -5,7 +5,8 @@ import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from bertbench import models, sweep
+from bertbench.model import heads as models
+from bertbench.run import sweep
 
 
 def perturbed_attention(module, query, key, value, attention_mask, **kwargs):
@@ -62,7 +63,7 @@ def test_rounding_in_bf16_is_never_a_mismatch(tiny_config, size):
 
 
 def test_without_a_reference_the_fixed_tolerance_applies_and_the_row_says_so(tiny_config, monkeypatch):
-    from bertbench import holder
+    from bertbench.model import holder
 
     def no_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory (the float32 copy)")
@@ -75,9 +76,9 @@ def test_without_a_reference_the_fixed_tolerance_applies_and_the_row_says_so(tin
 
 
 def test_energy_is_turned_into_joules_per_1k_real_tokens_and_power(tiny_config, monkeypatch):
-    from bertbench import point
-    from bertbench.energy import EnergyReading
-    from bertbench.energy_use import Energy
+    from bertbench.measure.energy import EnergyReading
+    from bertbench.measure.energy_use import Energy
+    from bertbench.run import point
 
     def fake(calls, device, mode):  # 2 J over 1.25 s for 10 calls of the baseline, 1 J for the implementation
         return {
@@ -98,7 +99,7 @@ def test_energy_on_the_cpu_is_unavailable_and_says_why(tiny_config):
 
 
 def test_the_loop_is_profiled_once_per_max_seqlen_and_mask_and_every_row_names_its_kernels(tiny_config, monkeypatch):
-    from bertbench import variants
+    from bertbench.measure import variants
 
     profiled = []
     real = variants.attention_kernels

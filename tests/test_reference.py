@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bertbench import schema
 from bertbench.flags import build_parser
+from bertbench.spec import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

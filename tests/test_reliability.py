@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 import benchmark_bert
-from bertbench import signals
-from bertbench.csvfile import scan
-from bertbench.models import LoadedModel
-from bertbench.results import load_rows, read_rows
-from bertbench.schema import COLUMNS, row_key
+from bertbench.model.heads import LoadedModel
+from bertbench.spec.schema import COLUMNS, row_key
+from bertbench.store import signals
+from bertbench.store.csvfile import scan
+from bertbench.store.results import load_rows, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -204,7 +204,7 @@ def test_two_sweeps_started_together_on_one_directory_keep_every_row(tmp_path):
 
 
 def test_resume_does_not_grow_the_file_with_unavailable_rows(tiny_config):
-    from bertbench import sweep
+    from bertbench.run import sweep
 
     args = "--task qa --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 --optimization sdpa flash_attention_2"
     first = sweep.run(tiny_config(f"{args} --resume"), progress=False)

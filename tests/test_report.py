@@ -7,10 +7,10 @@ import pytest
 from helpers import write
 
 import plot
-from bertbench import report
-from bertbench.plotting import load_results
-from bertbench.schema import Row
-from bertbench.standings import findings, margin, measurements, regimes
+from bertbench.report import report
+from bertbench.report.load import load_results
+from bertbench.report.standings import findings, margin, measurements, regimes
+from bertbench.spec.schema import Row
 
 SETUP = {"timestamp": "2026-11-25T10:00:00+00:00", "run_id": "20261125T100000Z-abc123", "task": "qa",
          "model": "bert-base", "baseline": "eager", "device": "NVIDIA H100 80GB HBM3 (cuda:0)", "dtype": "fp16",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bertbench.results import (
+from bertbench.spec.schema import COLUMNS, row_key
+from bertbench.store.results import (
     DamagedFile,
     HeaderMismatch,
     ResultsFile,
@@ -18,7 +19,6 @@ from bertbench.results import (
     part_path,
     read_rows,
 )
-from bertbench.schema import COLUMNS, row_key
 
 
 def row(**kw):
@@ -230,7 +230,7 @@ WRITER = """
 import sys
 import time
 from pathlib import Path
-from bertbench.results import ResultsFile
+from bertbench.store.results import ResultsFile
 time.sleep(max(0.0, float(sys.argv[4]) - time.time()))  # every process starts at the same moment
 results = ResultsFile(Path(sys.argv[1]))
 for i in range(int(sys.argv[3])):
@@ -276,8 +276,8 @@ def test_a_file_of_the_previous_schema_takes_appended_rows_and_still_plots(tmp_p
     """The published H100 results are schema 3; schema 4 added the host columns."""
     import shutil
 
-    from bertbench.plotting import load_results
-    from bertbench.schema import SCHEMA_VERSION
+    from bertbench.report.load import load_results
+    from bertbench.spec.schema import SCHEMA_VERSION
 
     path = tmp_path / "qa.csv"
     shutil.copy(ROOT / "results" / "h100" / "qa.csv", path)

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 import benchmark_bert
-from bertbench import sweep
-from bertbench.batches import make_batch
-from bertbench.catalog import TASKS
-from bertbench.models import LoadedModel
-from bertbench.results import read_rows
-from bertbench.schema import COLUMNS
-from bertbench.timing import INTERLEAVE_ROUNDS
+from bertbench.measure.timing import INTERLEAVE_ROUNDS
+from bertbench.model.batches import make_batch
+from bertbench.model.heads import LoadedModel
+from bertbench.run import sweep
+from bertbench.spec.catalog import TASKS
+from bertbench.spec.schema import COLUMNS
+from bertbench.store.results import read_rows
 
 
 def test_all_tasks_sweep_writes_a_row_per_point_and_implementation(tiny_config):
@@ -245,7 +245,7 @@ def test_train_mode_times_forward_and_backward_and_checks_parity_without_dropout
 
 
 def test_training_step_backpropagates_through_the_dropout_model():
-    from bertbench.models import load_baseline, training_step
+    from bertbench.model.heads import load_baseline, training_step
 
     loaded = load_baseline("qa", "eager", "tiny", None, torch.device("cpu"), torch.float32, seed=0)
     loaded.model.train()

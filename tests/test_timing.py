@@ -6,8 +6,8 @@ import warnings
 import pytest
 import torch
 
-from bertbench.config import TimingPlan
-from bertbench.timing import INTERLEAVE_ROUNDS, Latency, latencies, repetitions, round_sizes, time_interleaved
+from bertbench.measure.timing import INTERLEAVE_ROUNDS, Latency, latencies, repetitions, round_sizes, time_interleaved
+from bertbench.spec.config import TimingPlan
 
 CPU = torch.device("cpu")
 

@@ -4,10 +4,10 @@ import math
 
 import torch
 
-from bertbench import variants
-from bertbench.config import TimingPlan
-from bertbench.failures import Failure
-from bertbench.variants import LOOP, Outcome, measure
+from bertbench.measure import variants
+from bertbench.measure.failures import Failure
+from bertbench.measure.variants import LOOP, Outcome, measure
+from bertbench.spec.config import TimingPlan
 
 CPU = torch.device("cpu")
 PLAN = TimingPlan(warmup=2, num_batches=4, min_batches=1, budget_ms=None)

@@ -9,12 +9,19 @@ import pytest
 import torch
 from torch.nn.functional import scaled_dot_product_attention
 
-from bertbench import varlen
-from bertbench.batches import make_batch, pack, unpack
-from bertbench.catalog import IMPLEMENTATIONS, NUM_LABELS, TASKS, VARLEN
-from bertbench.failures import Failure
-from bertbench.measure import agreement
-from bertbench.models import hf_implementation, load_baseline, load_like, per_token, task_logits, unavailable_reason
+from bertbench.attention import varlen
+from bertbench.measure.failures import Failure
+from bertbench.measure.probes import agreement
+from bertbench.model.batches import make_batch, pack, unpack
+from bertbench.model.heads import (
+    hf_implementation,
+    load_baseline,
+    load_like,
+    per_token,
+    task_logits,
+    unavailable_reason,
+)
+from bertbench.spec.catalog import IMPLEMENTATIONS, NUM_LABELS, TASKS, VARLEN
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda", 0)
@@ -216,7 +223,7 @@ needs_gpu = pytest.mark.skipif(
 @pytest.mark.parametrize("task", TASKS)
 def test_on_the_gpu_packed_sdpa_varlen_agrees_with_padded_eager(task, dtype):
     """The real kernel: the same weights, the packed forward against the padded eager one."""
-    from bertbench.measure import tolerance
+    from bertbench.measure.probes import tolerance
 
     eager = load_baseline(task, "eager", "base", None, CUDA, dtype, seed=0)
     model = load_like(eager, "sdpa-varlen", CUDA, dtype)
@@ -238,7 +245,7 @@ def test_on_the_gpu_packed_sdpa_varlen_agrees_with_padded_eager(task, dtype):
 @needs_gpu
 @pytest.mark.gpu
 def test_on_the_gpu_a_training_step_runs_without_dropout_and_is_refused_with_it():
-    from bertbench.models import training_step
+    from bertbench.model.heads import training_step
 
     eager = load_baseline("mlm", "eager", "mini", None, CUDA, torch.bfloat16, seed=0)
     model = load_like(eager, "sdpa-varlen", CUDA, torch.bfloat16)

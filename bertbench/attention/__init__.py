@@ -1,0 +1,1 @@
+"""The attention implementations: a registry of names, availability, kernels and packed routes."""

@@ -1,0 +1,1 @@
+"""What is measured and how: timing, variants (loop, graph, compiled), probes, host, energy, failures."""

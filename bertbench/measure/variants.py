@@ -1,0 +1,147 @@
+"""How a model's call is timed, as data: in a Python loop, replayed from a CUDA graph, or
+compiled. One skeleton (measure) serves all three; a Variant says only how a call is
+prepared, what its set-up cost, and where its kernels and output come from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from bertbench.measure.failures import Failure, one_line, release_memory, return_cached, synchronize
+from bertbench.measure.graphs import capture_graph
+from bertbench.measure.probes import PeakMemory, attention_kernels, run_with_peak_memory
+from bertbench.measure.timing import Latency, time_interleaved
+from bertbench.spec.config import TimingPlan
+
+Call = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    call: Call  # what is timed
+    setup_s: float | None = None  # capture or compile wall time, never inside the latency
+    kernels: str | None = None  # known from the preparation (a capture); else profiled after timing
+    output: object | None = None  # a graph's static output, rewritten by every replay
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One model measured one way at one point."""
+
+    latency: Latency
+    memory: PeakMemory
+    output: object  # the model output of the last call, for parity
+    kernels: str  # fused attention operators that ran (measure.attention_kernels)
+    setup_s: float | None
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # loop, graph or compiled: the suffix of its columns
+    label: str  # how a detail names it
+    prepare: Callable[[Call, torch.device], Prepared]
+    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    failure_prefix: str = ""
+
+
+def _loop(call: Call, device: torch.device) -> Prepared:
+    return Prepared(call)
+
+
+def _graph(call: Call, device: torch.device) -> Prepared:
+    graph = capture_graph(call, device)
+    return Prepared(graph.graph.replay, graph.seconds, graph.kernels, graph.output)
+
+
+def _compiled(call: Call, device: torch.device) -> Prepared:
+    fn = torch.compile(call, dynamic=False)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return Prepared(fn, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _dynamo_fresh() -> Iterator[None]:
+    """Dynamo's caches cleared per point, and its recompile limit an error instead of silently
+    running the uncompiled code."""
+    torch._dynamo.reset()
+    try:
+        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+            yield
+    finally:
+        torch._dynamo.reset()
+
+
+LOOP = Variant("loop", "loop", _loop)
+GRAPH = Variant("graph", "cuda graph", _graph, failure_prefix="capture failed: ")
+COMPILED = Variant("compiled", "torch.compile", _compiled, _dynamo_fresh, "compile failed: ")
+
+
+def measure(
+    variant: Variant,
+    calls: dict[str, Call],
+    device: torch.device,
+    plan: TimingPlan,
+    inference: bool = True,
+    known_kernels: Mapping[str, str] | None = None,
+    between: Callable[[], object] | None = None,
+) -> dict[str, Outcome | Failure]:
+    """Prepare every call and time them interleaved. The last untimed call of each (see
+    time_interleaved's `observe`) also gives its peak memory, its output and, unless
+    `known_kernels` already holds them (e.g. "" for the baseline, whose kernels no column
+    holds), the attention kernels it ran: the profiler costs 15-50 ms a call. A model that
+    fails at any step becomes a Failure and the others go on. `between`: see time_interleaved."""
+    known = known_kernels or {}
+    results: dict[str, Outcome | Failure] = {}
+    prepared: dict[str, Prepared] = {}
+    seen: dict[str, tuple[object, str, PeakMemory]] = {}  # name -> output, kernels, memory of the observed call
+
+    def observe(name: str) -> None:
+        p = prepared[name]
+        if p.kernels is not None:  # a replay rewrites the static output the capture recorded; no new memory
+            p.call()
+            synchronize(device)
+            seen[name] = p.output, p.kernels, PeakMemory.unmeasured()
+            return
+        return_cached(device)  # each model's peak reserved memory from a pool it did not inherit
+        if name in known:
+            output, memory = run_with_peak_memory(p.call, device)
+            seen[name] = output, known[name], memory
+        else:
+            (output, kernels), memory = run_with_peak_memory(lambda: attention_kernels(p.call), device)
+            seen[name] = output, kernels, memory
+
+    with torch.inference_mode(inference), variant.context():
+        for name, call in calls.items():
+            try:
+                prepared[name] = variant.prepare(call, device)
+                continue
+            except Exception as e:
+                results[name] = _failure(variant, e)
+            release_memory(device)
+        timings, failures = time_interleaved({n: p.call for n, p in prepared.items()}, device, plan, between, observe)
+        results.update(failures)
+        for name, latency in timings.items():
+            output, kernels, memory = seen[name]
+            results[name] = Outcome(latency, memory, output, kernels, prepared[name].setup_s)
+    prepared.clear()  # the caller returns the allocator's cache once it has dropped the outputs too
+    seen.clear()
+    return {name: results[name] for name in calls}
+
+
+def _failure(variant: Variant, error: BaseException) -> Failure:
+    if type(error).__name__ == "FailOnRecompileLimitHit":
+        limit = torch._dynamo.config.recompile_limit
+        return Failure(
+            "error", f"{variant.failure_prefix}recompiled more than {limit} times (beyond that it would run uncompiled)"
+        )
+    failure = Failure.of(error)
+    if failure.status == "unavailable" and variant is GRAPH:  # NotCapturable: the reason is the detail
+        return failure
+    return Failure(failure.status, f"{variant.failure_prefix}{one_line(error)}")

@@ -1,0 +1,271 @@
+"""Task heads, model presets and attention implementations, and whether each can run here.
+
+Every model of one task is built from the same weights: the baseline is made (or loaded)
+first, and its state dict is loaded into each other implementation, each with a config
+object of its own (a shared config would make every model run the same attention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.functional import cross_entropy
+from transformers import (
+    AutoConfig,
+    BertConfig,
+    BertForMaskedLM,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    PreTrainedModel,
+)
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
+
+try:  # transformers 5: skip the random initialisation of weights about to be overwritten
+    from transformers.initialization import no_init_weights
+except ImportError:  # pragma: no cover - an older 5.x initialises them, only slower
+    no_init_weights = contextlib.nullcontext
+
+from bertbench.attention import varlen
+from bertbench.model.batches import PackedBatch, segments
+from bertbench.spec.catalog import FLASH_PACKAGES, NUM_LABELS, PRESETS, SDPA_BACKEND_NAMES
+
+TASK_HEADS: dict[str, type[PreTrainedModel]] = {
+    "mlm": BertForMaskedLM,
+    "classification": BertForSequenceClassification,
+    "token_classification": BertForTokenClassification,
+    "qa": BertForQuestionAnswering,
+}
+SDPA_BACKENDS: dict[str, SDPBackend] = {name: getattr(SDPBackend, b) for name, b in SDPA_BACKEND_NAMES.items()}
+
+
+def hf_implementation(name: str) -> str:
+    """The attn_implementation transformers is asked for (sdpa-varlen: registered first)."""
+    if name == varlen.NAME:
+        return varlen.registered_name()
+    return "sdpa" if name in SDPA_BACKENDS else name
+
+
+# flex_attention's kernel and block mask are compiled by transformers on first use. Compiled for
+# static shapes they recompiled at every new batch size, seqlen and mask kind (two frames, 7-10 s a
+# point on the H100); compiled for dynamic shapes, once per seqlen and mask kind, then reused.
+FLEX_DYNAMO = {"assume_static_by_default": False, "recompile_limit": 64}
+
+
+def attention_context(name: str) -> contextlib.AbstractContextManager:
+    """The context every forward of this implementation runs in: the SDPA backend pinned, or
+    flex_attention compiled for dynamic shapes (FLEX_DYNAMO; a --compile of a flex model too)."""
+    if name == "flex_attention":
+        return torch._dynamo.config.patch(**FLEX_DYNAMO)
+    backend = SDPA_BACKENDS.get(name)
+    return sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
+
+
+def unavailable_reason(name: str, device: torch.device, dtype: torch.dtype | None = None) -> str | None:
+    """Why this implementation cannot run on this machine (in this dtype, where given), or None when it may."""
+    if name == varlen.NAME:
+        return varlen.unavailable_reason(device, dtype)
+    if name in FLASH_PACKAGES:
+        if device.type != "cuda":
+            return f"{name} needs a CUDA GPU"
+        from transformers.utils import (
+            is_flash_attn_2_available,
+            is_flash_attn_3_available,
+        )
+
+        available = is_flash_attn_2_available if name == "flash_attention_2" else is_flash_attn_3_available
+        if not available():
+            return f"{FLASH_PACKAGES[name]} is not installed or does not support this GPU"
+        if name == "flash_attention_3" and torch.cuda.get_device_capability(device)[0] != 9:
+            return "flash_attention_3 needs a Hopper GPU (sm_90)"
+    if name in ("sdpa-efficient", "sdpa-cudnn") and device.type != "cuda":
+        return f"{name} has no CPU kernel in PyTorch"
+    return None
+
+
+def preset_config(task: str, size: str) -> BertConfig:
+    layers, hidden, heads = PRESETS[size]
+    config = BertConfig(
+        num_hidden_layers=layers,
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+    )
+    if NUM_LABELS[task]:
+        config.num_labels = NUM_LABELS[task]
+    return config
+
+
+def load_config(model_path: str) -> BertConfig:
+    """The checkpoint's config; raises if the path or id cannot be read (checked before a run)."""
+    config = AutoConfig.from_pretrained(model_path)
+    if not isinstance(config, BertConfig):
+        raise ValueError(f"{model_path} is a {type(config).__name__}, not a BERT checkpoint")
+    return config
+
+
+@dataclass
+class LoadedModel:
+    """One implementation's model and how to call it."""
+
+    name: str  # the implementation as the user named it (e.g. sdpa-flash)
+    model: PreTrainedModel
+
+    @property
+    def runs(self) -> str:
+        """What the model really runs, as transformers records it."""
+        return self.model.config._attn_implementation
+
+    def forward(self, inputs: dict) -> Callable[[], object]:
+        def call():
+            with attention_context(self.name):
+                return self.model(**inputs)
+
+        return call
+
+    def forward_packed(self, packed: PackedBatch) -> Callable[[], object]:
+        """The forward on a packed batch, with each head's loss over each sequence alone.
+
+        Sequence classification pools each sequence's first token, gathered from the packed
+        hidden states at cu_seqlens[:-1] (the encoder's own pooler also runs on the row's
+        first token, a 1 x hidden product left in). Question answering takes the softmax of
+        the start and end logits over each sequence's own tokens (transformers' padded loss
+        also spans the padding; the cost is the same).
+        """
+        inputs = packed.model_inputs()
+        model, labels = self.model, packed.labels
+        if isinstance(model, BertForSequenceClassification):
+
+            def run():
+                hidden = model.bert(**inputs).last_hidden_state[0, packed.first_token_index]
+                logits = model.classifier(model.dropout(model.bert.pooler(hidden[:, None])))
+                return SequenceClassifierOutput(loss=cross_entropy(logits.float(), labels["labels"]), logits=logits)
+
+        elif isinstance(model, BertForQuestionAnswering):
+
+            def run():
+                output = model(**inputs)
+                loss = sum(
+                    cross_entropy(segments(logits, packed, float("-inf")).float(), labels[f"{end}_positions"])
+                    for end, logits in (("start", output.start_logits), ("end", output.end_logits))
+                )
+                return QuestionAnsweringModelOutput(
+                    loss=loss / 2, start_logits=output.start_logits, end_logits=output.end_logits
+                )
+
+        else:
+            return self.forward({**inputs, **labels})
+
+        def call():
+            with attention_context(self.name):
+                return run()
+
+        return call
+
+
+def with_prepared_mask(model: PreTrainedModel, inputs: dict) -> dict:
+    """The inputs with the attention mask the model builds from the padding mask, built now.
+
+    transformers builds the mask in every forward, and for eager attention that copies a
+    scalar from host memory, which a CUDA graph cannot hold. Built once before the capture,
+    with the model's own function, the graph holds everything after it; and the mask takes
+    the path it takes outside a capture (for sdpa: none at all when nothing is padded). With
+    no padding mask given, eager still builds a full additive one in every forward: built here
+    too, or the capture would be refused.
+    """
+    mask = inputs.get("attention_mask")
+    ids = inputs["input_ids"]
+    shape_of_embeddings = torch.empty(*ids.shape, model.config.hidden_size, dtype=model.dtype, device=ids.device)
+    prepared = create_bidirectional_mask(config=model.config, inputs_embeds=shape_of_embeddings, attention_mask=mask)
+    if prepared is None:
+        return {key: value for key, value in inputs.items() if key != "attention_mask"}
+    return {**inputs, "attention_mask": prepared}
+
+
+def training_step(model: PreTrainedModel, forward: Callable[[], object]) -> Callable[[], object]:
+    """Forward and backward with the model's dropout, no optimizer step: the loss's gradient
+    for every weight, the part of training that attention changes."""
+
+    def call():
+        output = forward()
+        output.loss.backward()
+        model.zero_grad(set_to_none=True)  # as an optimizer step would consume them; each step starts bare
+        return output
+
+    return call
+
+
+def evaluated(model: PreTrainedModel, forward: Callable[[], object]) -> Callable[[], object]:
+    """The forward without dropout and gradients, for parity with the baseline in train mode."""
+
+    def call():
+        model.eval()
+        try:
+            with torch.inference_mode():
+                return forward()
+        finally:
+            model.train()
+
+    return call
+
+
+def load_baseline(
+    task: str,
+    name: str,
+    model_size: str,
+    model_path: str | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    seed: int,
+) -> LoadedModel:
+    """The baseline model, whose weights every other implementation copies.
+
+    A preset gets random weights from `seed`; a checkpoint's task head may be newly
+    initialised (transformers warns), and that head, too, is then shared by all.
+    """
+    head = TASK_HEADS[task]
+    torch.manual_seed(seed)
+    if model_path is None:
+        config = preset_config(task, model_size)
+        with device:
+            model = head._from_config(config, attn_implementation=hf_implementation(name), dtype=dtype)
+    else:
+        kwargs = {"num_labels": NUM_LABELS[task]} if NUM_LABELS[task] else {}
+        model = head.from_pretrained(model_path, attn_implementation=hf_implementation(name), dtype=dtype, **kwargs).to(
+            device
+        )
+    return LoadedModel(name, model.eval())
+
+
+def load_like(baseline: LoadedModel, name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """A model of another attention implementation carrying the baseline's weights.
+
+    Built without the random initialisation that load_state_dict then overwrites (0.15-0.4 s a
+    model on the CPU for the tiny and mini presets); the strict load leaves no weight unset."""
+    head = type(baseline.model)
+    config = copy.deepcopy(baseline.model.config)
+    with device, no_init_weights():
+        model = head._from_config(config, attn_implementation=hf_implementation(name), dtype=dtype)
+    model.load_state_dict(baseline.model.state_dict())
+    loaded = LoadedModel(name, model.eval())
+    if model.config is baseline.model.config or loaded.runs != hf_implementation(name):
+        raise RuntimeError(f"{name}: model runs {loaded.runs!r}, not {hf_implementation(name)!r}")
+    return loaded
+
+
+def task_logits(task: str, output) -> list[torch.Tensor]:
+    """The outputs compared for parity: one (batch, ...) tensor per logit kind."""
+    if task == "qa":
+        return [output.start_logits, output.end_logits]
+    return [output.logits]
+
+
+def per_token(task: str) -> bool:
+    """Whether the task's logits have a sequence axis (compared on real tokens only)."""
+    return task != "classification"

@@ -1,0 +1,156 @@
+"""The model holder: one task's models, loaded once, and the calls they make at a grid point.
+
+It owns loading (the baseline first, then every implementation with the baseline's weights
+and a config of its own), input preparation (a batch per point, packed where asked, the
+calls each measurement variant times) and clean-up. Whether an implementation can run at
+all is decided here once, at load time, never again per point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from bertbench.measure.failures import Failure, one_line, release_memory
+from bertbench.model.batches import Batch, PackedBatch, make_batch, pack
+from bertbench.model.heads import (
+    SDPA_BACKENDS,
+    LoadedModel,
+    evaluated,
+    load_baseline,
+    load_like,
+    training_step,
+    unavailable_reason,
+    with_prepared_mask,
+)
+from bertbench.spec.catalog import NUM_LABELS, VARLEN
+from bertbench.spec.config import GridPoint, RunConfig
+
+BASELINE = "(baseline)"  # the baseline's key among a point's calls; no implementation is named so
+Call = Callable[[], object]
+
+
+@dataclass
+class PointInputs:
+    """One grid point's batch and the calls made on it, keyed by BASELINE or implementation."""
+
+    batch: Batch
+    packed: PackedBatch | None
+    calls: dict[str, Call]  # timed in the loop: forwards, or training steps in train mode
+    parity: dict[str, Call]  # the output compared for parity: the forward without dropout
+    reference: Call | None  # the float32 baseline's forward without dropout; None: the baseline is float32
+    graph_ready: dict[str, Call]  # padded forwards with their mask prepared (a CUDA graph holds them)
+
+
+class TaskModels:
+    def __init__(self, task: str, config: RunConfig, reference: bool = True):
+        self.task, self.config = task, config
+        device, dtype = config.torch_device, config.torch_dtype
+        self.failed: dict[str, Failure] = {}  # implementation -> why it cannot run at all
+        # (max seqlen, mask passed) -> implementation -> the attention kernels its loop ran (point.known_kernels)
+        self.loop_kernels: dict[tuple[int, bool], dict[str, str]] = {}
+        self.models: dict[str, LoadedModel] = {}
+        self.baseline: LoadedModel | None = None
+        self.baseline_failure: Failure | None = None
+        try:
+            self.baseline = load_baseline(
+                task, config.baseline, config.model_size, config.model_path, device, dtype, config.seed
+            )
+        except Exception as e:
+            self.baseline_failure = Failure.of(e).within(f"baseline {config.baseline}")
+            return
+        self.baseline.model.train(config.mode == "train")
+        if "flex_attention" in config.implementations:
+            _no_silent_fallback()
+        self.reference: LoadedModel | None = None  # the baseline in float32: what exact arithmetic gives
+        self.reference_failure = ""
+        if dtype != torch.float32 and reference:
+            try:
+                self.reference = load_like(self.baseline, config.baseline, device, torch.float32)
+            except Exception as e:
+                self.reference_failure = f"no float32 reference ({one_line(e)})"
+                release_memory(device)
+        for name in config.implementations:
+            reason = unavailable_reason(name, device, dtype)
+            if reason is None and config.packed and name not in VARLEN:
+                reason = f"{name} has no variable-length path; --packed runs {', '.join(VARLEN)}"
+            if reason is not None:
+                self.failed[name] = Failure("unavailable", reason)
+                continue
+            try:
+                self.models[name] = load_like(self.baseline, name, device, dtype)
+                self.models[name].model.train(config.mode == "train")
+                continue
+            except Exception as e:  # out of memory while loading is oom, anything else unavailable
+                failure = Failure.of(e)
+                self.failed[name] = failure if failure.status == "oom" else Failure("unavailable", failure.detail)
+            release_memory(device)  # outside the except block, whose frames held the failed tensors
+
+    @property
+    def model_config(self):
+        assert self.baseline is not None
+        return self.baseline.model.config
+
+    def runs_label(self, name: str) -> str:
+        """What the implementation's model really runs, with the SDPA backend it is pinned to."""
+        loaded = self.models[name]
+        backend = SDPA_BACKENDS.get(name)
+        return f"{loaded.runs}[{backend.name}]" if backend is not None else loaded.runs
+
+    def inputs(self, point: GridPoint, pending: list[str]) -> PointInputs:
+        """The batch of one point and the calls of the baseline and each pending implementation."""
+        config = self.config
+        batch = make_batch(
+            self.task,
+            point.batch_size,
+            point.max_seqlen,
+            point.avg_seqlen,
+            config.seqlen_stdev,
+            self.model_config.vocab_size,
+            NUM_LABELS[self.task],
+            config.use_mask,
+            config.seed,
+            config.torch_device,
+        )
+        inputs = batch.model_inputs()
+        packed = pack(batch) if config.packed else None
+        assert self.baseline is not None
+        models = {BASELINE: self.baseline, **{n: self.models[n] for n in pending if n in self.models}}
+        forwards = {
+            key: m.forward_packed(packed) if packed is not None and key != BASELINE else m.forward(inputs)
+            for key, m in models.items()
+        }
+        if config.mode == "train":
+            calls = {key: training_step(models[key].model, forward) for key, forward in forwards.items()}
+            parity = {key: evaluated(models[key].model, forward) for key, forward in forwards.items()}
+        else:
+            calls, parity = forwards, forwards
+        graph_ready = (
+            {  # a padded call is captured with its mask prepared first (models.with_prepared_mask)
+                key: forward
+                if packed is not None and key != BASELINE
+                else models[key].forward(with_prepared_mask(models[key].model, inputs))
+                for key, forward in forwards.items()
+            }
+            if config.cuda_graphs
+            else {}
+        )
+        reference = None
+        if self.reference is not None:
+            reference = self.reference.forward(inputs)
+        return PointInputs(batch, packed, calls, parity, reference, graph_ready)
+
+    def close(self) -> None:
+        self.models.clear()
+        self.baseline = self.reference = None
+        release_memory(self.config.torch_device)
+
+
+def _no_silent_fallback() -> None:
+    """flex_attention runs through torch.compile, which recompiles for new shapes (and masks) and,
+    past its recompile limit, would silently run the uncompiled reference code: a slow kernel
+    timed as if it were flex. A grid has a few dozen shapes; past that, an error row instead."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    torch._dynamo.config.fail_on_recompile_limit_hit = True

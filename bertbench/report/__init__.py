@@ -1,0 +1,1 @@
+"""Reading results back: load, charts, standings, the report, and comparing two runs."""

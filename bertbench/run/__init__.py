@@ -1,0 +1,1 @@
+"""A run: the sweep over grid points, one point, its rows, capacity, torchrun, manifest, console."""

@@ -1,0 +1,164 @@
+"""What a run says on the console: what is about to run, and a table of what it measured."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from bertbench.spec.config import RunConfig
+from bertbench.spec.schema import Row
+
+
+def summarize(rows: list[Row]) -> str:
+    """A short table: every row for a small run, else medians per task, implementation and seqlen,
+    with how many rows are noisy (rel_iqr above 0.1) and which statuses other than ok occurred."""
+    if not rows:
+        return "no rows written"
+    if len(rows) <= 16:
+        header = (
+            f"{'task':<20} {'implementation':<18} {'batch':>5} {'seqlen':>6} {'pad':>5} {'real':>5} {'base ms':>9} "
+            f"{'ms':>9} {'speedup%':>9} {'mem saved%':>10}  status"
+        )
+        lines = [
+            f"{r.task:<20} {r.attn_implementation:<18} {r.batch_size:>5} {r.max_seqlen:>6} {r.pad_fraction:>5.2f} "
+            f"{_num(r.pad_fraction_real):>5} {_num(r.latency_ms_baseline):>9} {_num(r.latency_ms):>9} "
+            f"{_num(r.speedup_pct, '+.1f'):>9} {_num(r.mem_saved_pct, '+.1f'):>10}  {r.status}"
+            + (" noisy" if r.noisy else "")
+            + (" host-bound" if r.host_bound else "")
+            + (f" ({r.detail})" if r.detail else "")
+            for r in rows
+        ]
+        return "\n".join([header, *lines])
+    groups: dict[tuple, list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.task, r.attn_implementation, r.max_seqlen), []).append(r)
+    lines = [
+        f"{'task':<20} {'implementation':<18} {'seqlen':>6} {'ok/points':>9} {'noisy':>5} {'median speedup%':>16} "
+        f"{'median mem saved%':>18}  other statuses"
+    ]
+    for (task, name, seqlen), group in groups.items():
+        ok = [r for r in group if r.status == "ok"]
+        others = sorted({r.status for r in group} - {"ok"})
+        lines.append(
+            f"{task:<20} {name:<18} {seqlen:>6} {f'{len(ok)}/{len(group)}':>9} {sum(bool(r.noisy) for r in ok):>5} "
+            f"{_num(_median([r.speedup_pct for r in ok]), '+.1f'):>16} "
+            f"{_num(_median([r.mem_saved_pct for r in ok]), '+.1f'):>18}  {', '.join(others)}"
+        )
+    noisy = sum(bool(r.noisy) for r in rows)
+    if noisy:
+        lines.append(
+            f"{noisy} of {len(rows)} rows are noisy (interquartile range above 10 % of the median): read them loosely"
+        )
+    host_bound = sum(bool(r.host_bound) for r in rows)
+    if host_bound:
+        lines.append(
+            f"{host_bound} of {len(rows)} rows are host-bound (the GPU waited for the host): their latency follows "
+            "this host's speed, not the GPU's"
+        )
+    return "\n".join(lines)
+
+
+def _median(values: list[float | None]) -> float:
+    values = sorted(v for v in values if v is not None and not math.isnan(v))
+    if not values:
+        return math.nan
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _num(value: float | None, spec: str = ".2f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def describe(config: RunConfig) -> str:
+    """What is about to run, so a CPU-sized default is never mistaken for the real grid."""
+    lines = []
+    if config.device == "cpu":
+        note = "no CUDA GPU in use: running on the CPU"
+        if config.cpu_sized:
+            note += " with CPU-sized defaults (tiny preset, small grid, few batches; set flags to override)"
+        lines.append(note)
+    sizes = sorted({p.batch_size for p in config.points})
+    seqlens = sorted({p.max_seqlen for p in config.points})
+    pads = sorted({p.pad_fraction for p in config.points})
+    plan = config.timing
+    count = (
+        f"{plan.num_batches} timed batches"
+        if plan.budget_ms is None
+        else f"{plan.min_batches}-{plan.num_batches} timed batches filling ~{plan.budget_ms:g} ms"
+    )
+    lines.append(
+        f"tasks {', '.join(config.tasks)} | model {config.model_name} | {', '.join(config.implementations)} "
+        f"vs {config.baseline} | {config.device} {config.dtype} | {len(config.points)} grid points: batch sizes "
+        f"{sizes}, max seqlens {seqlens}, pad fractions {pads} | {plan.warmup} warm-up + {count} "
+        f"-> {config.output_dir}/"
+    )
+    also = [what for what, on in (("CUDA-graph replays", config.cuda_graphs), ("torch.compile", config.compile)) if on]
+    if also:
+        lines.append(f"also timing every model with {' and '.join(also)} (inference only; set-up time kept out)")
+    return "\n".join(lines)
+
+
+class Progress:
+    """Where a sweep is and when it will end: a bar on a terminal, a plain line per point otherwise.
+
+    The time left is estimated from what the finished points cost, scaled by the cost model the
+    torchrun sharding balances with (distributed.point_cost x models timed), not by point count;
+    the first point, which carries the device's set-up, is left out of the rate ("?" until the
+    second point).
+    """
+
+    def __init__(
+        self,
+        costs: list[float],
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.costs, self.stream, self.enabled = costs, stream or sys.stdout, enabled and bool(costs)
+        self.total, self.done_cost, self.done = sum(costs), 0.0, 0
+        self.clock = clock
+        self.start = clock()
+        self.first = (0.0, 0.0)  # the first point's seconds and cost
+        self.tty = self.stream.isatty()
+
+    def advance(self, label: str) -> None:
+        self.done_cost += self.costs[self.done]
+        self.done += 1
+        if not self.enabled:
+            return
+        elapsed = self.clock() - self.start
+        if self.done == 1:  # it carries the device's one-off set-up: ~3 s against ~1 s for the next ones
+            self.first = (elapsed, self.done_cost)
+        rate = (elapsed - self.first[0]) / (self.done_cost - self.first[1]) if self.done > 1 else math.nan
+        left = rate * (self.total - self.done_cost) if self.done < len(self.costs) else 0.0
+        status = f"{self.done}/{len(self.costs)} points, {_clock(elapsed)} elapsed, about {_clock(left)} left"
+        if self.tty:
+            filled = round(30 * self.done_cost / self.total)
+            end = "\n" if self.done == len(self.costs) else ""
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {status} ({label})\033[K", end=end, file=self.stream)
+        else:
+            print(f"{label}: {status}", file=self.stream)
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def time_share(timed_s: float, wall_s: float) -> str:
+    """The end-of-run line: how much of the wall time the timed calls themselves took."""
+    share = 100 * timed_s / wall_s if wall_s > 0 else 0.0
+    line = (
+        f"timed calls took {timed_s:.1f} s of {wall_s:.1f} s wall time ({share:.0f} %); the rest is loading, "
+        "the warm-up call (memory, kernels, output), the float32 reference and the host probes"
+    )
+    return line
