@@ -28,6 +28,7 @@ from bertbench.spec.config import (
     RunConfig,
     TimingPlan,
 )
+from bertbench.spec.figures import MEASURED
 from bertbench.store import signals
 from bertbench.store.csvfile import scan
 from bertbench.store.results import ResultsError, csv_path, part_paths
@@ -332,7 +333,7 @@ def _main(argv: list[str], prog: str, where: list[Path]) -> int:
             1,
             prog,
         )
-    measured = [r for r in rows if r.status in ("ok", "mismatch")]
+    measured = [r for r in rows if r.status in MEASURED]
     if rows and not measured:
         reasons = sorted({f"{r.attn_implementation}: {r.detail}" for r in rows})
         fail("nothing requested could run here: " + "; ".join(reasons), 1, prog)

@@ -60,4 +60,4 @@ def test_host_share_tells_a_call_the_host_paced_from_one_the_gpu_paced():
 def test_the_charts_mark_host_bound_rows_by_the_same_threshold():
     from bertbench.report import charts
 
-    assert charts.HOST_BOUND == HOST_BOUND_SHARE
+    assert charts.HOST_BOUND_SHARE == HOST_BOUND_SHARE

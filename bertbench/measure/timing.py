@@ -20,11 +20,10 @@ import torch
 
 from bertbench.measure.failures import Failure, release_memory
 from bertbench.spec.config import TimingPlan
+from bertbench.spec.figures import HOST_BOUND_SHARE, NOISY_REL_IQR
 
 INTERLEAVE_ROUNDS = 5
 MIN_ROUND_CALLS = 10
-NOISY_REL_IQR = 0.1  # torch.utils.benchmark warns above this interquartile range / median
-HOST_BOUND_SHARE = 0.8  # the host's fastest enqueue of a call over its median latency, from which it sets the pace
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import csv
 from pathlib import Path
 
 from bertbench.spec.catalog import TASKS
+from bertbench.spec.figures import baseline_label
 
 NEEDED = {"task", "mode", "max_seqlen", "attn_implementation", "baseline", "largest_batch", "status"}
 
@@ -98,4 +99,4 @@ def write_chart(results_dir: Path, plots_dir: Path, formats: tuple[str, ...] = (
 
 
 def _label(name: str, is_baseline: str) -> str:
-    return f"{name} (baseline)" if is_baseline == "True" else name
+    return baseline_label(name) if is_baseline == "True" else name

@@ -33,13 +33,13 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullLocator
 
+from bertbench.spec.figures import HOST_BOUND_SHARE, NOISY_REL_IQR, speedup_pct
+
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 BASELINE_COLOR = "#000000"
 MARKERS = "osD^vPXh<>p"
 PAD_STYLES = ("-", (0, (4, 2)))  # combined.png: the grid's lowest and highest pad fraction
 DPI = 130
-NOISY_RATIO = 0.1  # rel_iqr above which a row is noisy (the schema's `noisy`)
-HOST_BOUND = 0.8  # host_share from which a model is host-bound (timing.HOST_BOUND_SHARE; no torch here)
 HOLLOW = {"noisy": "noisy (IQR > 10 % of median)", "launch_bound": "host-bound (the host set the latency)"}
 RC = {"svg.fonttype": "none", "svg.hashsalt": "bertbench", "font.size": 8, "axes.titlesize": 8.5,
       "axes.labelsize": 8, "legend.fontsize": 7.5, "xtick.labelsize": 7, "ytick.labelsize": 7}  # fmt: skip
@@ -106,11 +106,11 @@ def metric_frame(d: TaskData, m: Metric) -> pd.DataFrame:
     if m.stem == "speedup":
         base_lo = r["latency_ms_baseline_p10"].fillna(r["latency_ms_baseline"])
         base_hi = r["latency_ms_baseline_p90"].fillna(r["latency_ms_baseline"])
-        lo, hi = (base_lo / r["latency_ms_p90"] - 1) * 100, (base_hi / r["latency_ms_p10"] - 1) * 100
+        lo, hi = speedup_pct(base_lo, r["latency_ms_p90"]), speedup_pct(base_hi, r["latency_ms_p10"])
         noisy = r["noisy"].eq(True)
     elif m.stem == "throughput":
         lo, hi = r["real_tokens"] / r["latency_ms_p90"] * 1e3, r["real_tokens"] / r["latency_ms_p10"] * 1e3
-        noisy = (r["rel_iqr"] > NOISY_RATIO).where(r["rel_iqr"].notna(), r["noisy"].eq(True)).astype(bool)
+        noisy = (r["rel_iqr"] > NOISY_REL_IQR).where(r["rel_iqr"].notna(), r["noisy"].eq(True)).astype(bool)
     frame = pd.DataFrame({
         "series": r["series"], "batch_size": r["batch_size"], "max_seqlen": r["max_seqlen"],
         "pad_fraction": r["pad_fraction"], "pad_real": r["pad_fraction_real"], "mode": r["mode"], "y": y,
@@ -126,7 +126,8 @@ def metric_frame(d: TaskData, m: Metric) -> pd.DataFrame:
             "batch_size": base["batch_size"], "max_seqlen": base["max_seqlen"], "pad_fraction": base["pad_fraction"],
             "pad_real": base["pad_fraction_real"], "mode": base["mode"], "y": tokens / base["latency_ms_baseline"],
             "lo": tokens / base["latency_ms_baseline_p90"], "hi": tokens / base["latency_ms_baseline_p10"],
-            "noisy": base["rel_iqr_baseline"] > NOISY_RATIO, "launch_bound": base["host_share_baseline"] >= HOST_BOUND,
+            "noisy": base["rel_iqr_baseline"] > NOISY_REL_IQR,
+            "launch_bound": base["host_share_baseline"] >= HOST_BOUND_SHARE,
             "baseline_status": "ok",
         })], ignore_index=True)  # fmt: skip
     return frame

@@ -36,11 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from bertbench.spec.figures import MEASURED, OLD_KEY_DEFAULTS, baseline_label
 from bertbench.spec.schema import KEY_COLUMNS, without_gpu_index
-from bertbench.store.csvfile import DEFAULTS  # what a key column an older file lacks meant
 
 CONTRACT = ("task", "attn_implementation", "batch_size", "max_seqlen", "status", "latency_ms")
-MEASURED = ("ok", "mismatch")
 NOT_BASELINE = ("attn_implementation", "packed")  # left out of the baseline's point: it never runs packed
 VERDICTS = {"faster": ("#0072B2", "v"), "same": ("#999999", "o"), "slower": ("#D55E00", "^")}  # Okabe-Ito
 SHOWN = 20  # --fail-above lists this many points, then a count
@@ -122,14 +121,14 @@ def joined_columns(a: list[Row], b: list[Row]) -> tuple[str, ...]:
     return tuple(
         c
         for c in KEY_COLUMNS
-        if c != "device" and (c in DEFAULTS or (any(r.get(c) for r in a) and any(r.get(c) for r in b)))
+        if c != "device" and (c in OLD_KEY_DEFAULTS or (any(r.get(c) for r in a) and any(r.get(c) for r in b)))
     )
 
 
 def keyed(rows: list[Row], columns: tuple[str, ...]) -> dict[Key, Row]:
     found: dict[Key, Row] = {}
     for row in rows:
-        key = tuple(_norm(row.get(c) or DEFAULTS.get(c, "")) for c in columns)
+        key = tuple(_norm(row.get(c) or OLD_KEY_DEFAULTS.get(c, "")) for c in columns)
         found.pop(key, None)
         found[key] = row
     return found
@@ -181,7 +180,7 @@ def timing(row: Row, latency: str, mem: str) -> Timing | None:
 
 
 def series_name(row: Row, baseline: bool) -> str:
-    name = f"{row.get('baseline') or '?'} (baseline)" if baseline else row["attn_implementation"]
+    name = baseline_label(row.get("baseline") or "?") if baseline else row["attn_implementation"]
     flags = {"packed": row.get("packed") == "True" and not baseline, "train": row.get("mode") == "train",
              "no mask": row.get("use_mask") == "False", "+graphs": row.get("cuda_graphs") == "True",
              "+compile": row.get("compile") == "True"}  # fmt: skip

@@ -21,15 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bertbench.spec.figures import OLD_ROW_DEFAULTS, baseline_label, mem_saved_pct, per_second, speedup_pct
 from bertbench.spec.schema import COLUMNS, EXTRA_MEASUREMENTS, KEY_COLUMNS, Row, without_gpu_index
 from bertbench.store.results import ResultsError, load_rows
 
 # The columns every version of the benchmark wrote: without them a CSV is not ours.
-# What a column an older file lacks meant before it existed; text columns without one stay empty.
-DEFAULTS: dict[str, object] = {
-    "baseline": "eager", "device": "unknown device", "dtype": "unknown dtype", "use_mask": True, "packed": False,
-    "mode": "inference", "cuda_graphs": False, "compile": False,
-}  # fmt: skip
 SETUP = ("model", "dtype", "device", "baseline")
 POINT = tuple(c for c in KEY_COLUMNS if c != "task" and c not in EXTRA_MEASUREMENTS)  # one file holds one task
 GRID = ("batch_size", "max_seqlen", "pad_fraction", "mode")  # a point of the grid, whatever ran there
@@ -57,7 +53,7 @@ class TaskData:
 
     @property
     def baseline_series(self) -> str:
-        return f"{self.setup['baseline']} (baseline)"
+        return baseline_label(self.setup["baseline"])
 
     @property
     def baseline_failed(self) -> pd.DataFrame:
@@ -126,17 +122,17 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         if kind == "bool":
             raw = raw.map(lambda v: v if isinstance(v, bool) else BOOLS.get(str(v).strip(), np.nan)).astype(object)
-        out[column] = raw.where(raw.notna(), DEFAULTS.get(column, np.nan))  # a missing or empty value
+        out[column] = raw.where(raw.notna(), OLD_ROW_DEFAULTS.get(column, np.nan))  # a missing or empty value
     out["pad_fraction"] = out["pad_fraction"].fillna((1 - out["avg_seqlen"] / out["max_seqlen"]).round(4))
     out["real_tokens"] = out["real_tokens"].fillna((out["batch_size"] * out["avg_seqlen"]).round())
     measured = out["baseline_status"].isna() & out["latency_ms_baseline"].notna()
     out.loc[measured, "baseline_status"] = "ok"  # older rows: a baseline latency means it ran
     fill = {
-        "tokens_per_s": out["real_tokens"] / out["latency_ms"] * 1e3,
-        "speedup_pct": (out["latency_ms_baseline"] / out["latency_ms"] - 1) * 100,
-        "mem_saved_pct": (1 - out["mem_mb"] / out["mem_mb_baseline"]) * 100,
-        "speedup_graph_pct": (out["latency_ms_graph_baseline"] / out["latency_ms_graph"] - 1) * 100,
-        "speedup_compiled_pct": (out["latency_ms_compiled_baseline"] / out["latency_ms_compiled"] - 1) * 100,
+        "tokens_per_s": per_second(out["real_tokens"], out["latency_ms"]),
+        "speedup_pct": speedup_pct(out["latency_ms_baseline"], out["latency_ms"]),
+        "mem_saved_pct": mem_saved_pct(out["mem_mb_baseline"], out["mem_mb"]),
+        "speedup_graph_pct": speedup_pct(out["latency_ms_graph_baseline"], out["latency_ms_graph"]),
+        "speedup_compiled_pct": speedup_pct(out["latency_ms_compiled_baseline"], out["latency_ms_compiled"]),
     }
     older = out["schema_version"].isna()  # newer rows left a figure empty on purpose (e.g. other kernels)
     for column, values in fill.items():
@@ -149,7 +145,7 @@ def _task_data(path: Path) -> TaskData:
     frame = _read(path)
     task = path.stem
     if frame.empty:
-        return TaskData(task, frame.assign(series=""), {k: str(DEFAULTS.get(k, "?")) for k in SETUP}, frame, 0)
+        return TaskData(task, frame.assign(series=""), {k: str(OLD_ROW_DEFAULTS.get(k, "?")) for k in SETUP}, frame, 0)
     latest = frame.iloc[-1]
     setup = {key: str(latest[key]) for key in SETUP}
     same_setup = np.logical_and.reduce([frame[k].map(str) == v for k, v in setup.items()])

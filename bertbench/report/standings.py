@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bertbench.report.load import GRID, TaskData
+from bertbench.spec.figures import mem_saved_pct, speedup_pct
 
 MEM_MARGIN_PCT = 1.0
 COVERAGE = 0.5  # a configuration measured at fewer of a regime's points is not compared
@@ -119,9 +120,9 @@ def margin(table: pd.DataFrame, winner: str, other: str, value: str = "ms") -> M
     """How far `other` is behind `winner` over the compared points, and whether that is beyond their noise."""
     w, o = table.xs(winner, level="config"), table.xs(other, level="config")
     if value == "mem":  # memory saved against the other, as mem_saved_pct
-        pct = (1 - _geo(w[value]) / _geo(o[value])) * 100
+        pct = mem_saved_pct(_geo(o[value]), _geo(w[value]))
         return Margin(other, pct, f"{'beyond' if pct > MEM_MARGIN_PCT else 'within'} {MEM_MARGIN_PCT:g} %")
-    pct = (_geo(o[value]) / _geo(w[value]) - 1) * 100  # speedup over the other, as speedup_pct
+    pct = speedup_pct(_geo(o[value]), _geo(w[value]))  # speedup over the other
     recorded = [x["p10"].notna().all() and x["p90"].notna().all() for x in (w, o)]
     if not any(recorded):
         return Margin(other, pct, "no spread recorded")

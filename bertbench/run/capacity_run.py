@@ -23,6 +23,7 @@ from bertbench.model.holder import BASELINE, TaskModels
 from bertbench.report.capacity_chart import capacity_path, read_capacity
 from bertbench.run.rows import RunFacts
 from bertbench.spec.config import GridPoint, RunConfig
+from bertbench.spec.figures import baseline_label
 
 COLUMNS = (
     "timestamp", "run_id", "task", "model", "attn_implementation", "baseline", "device", "dtype", "mode", "packed",
@@ -120,7 +121,7 @@ def _save(path: Path, rows: list[dict[str, str]]) -> None:
 def summarize(rows: list[dict[str, str]]) -> str:
     lines = [f"{'task':<20} {'implementation':<18} {'seqlen':>6} {'largest batch':>13}  status"]
     for r in rows:
-        name = r["attn_implementation"] + (" (baseline)" if r["baseline"] == "True" else "")
+        name = baseline_label(r["attn_implementation"]) if r["baseline"] == "True" else r["attn_implementation"]
         lines.append(
             f"{r['task']:<20} {name:<18} {r['max_seqlen']:>6} {r['largest_batch'] or '-':>13}  {r['status']}"
             + (f" ({r['detail']})" if r["status"] != "ok" else "")

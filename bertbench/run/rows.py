@@ -13,6 +13,7 @@ from bertbench.measure.variants import GRAPH
 from bertbench.model.holder import BASELINE, TaskModels
 from bertbench.run.point import Measured, Parity, PointResult
 from bertbench.spec.config import GridPoint, RunConfig
+from bertbench.spec.figures import mem_saved_pct, pct_of_peak, speedup_pct
 from bertbench.spec.schema import SCHEMA_VERSION, Row
 
 LAUNCH_BOUND_RATIO = 1.5  # loop latency / graph latency at which a row is flagged launch-bound
@@ -166,7 +167,7 @@ def _loop_columns(row: Row, mine: Measured, base, result: PointResult, check: Pa
         mem_mb_reserved=memory.reserved_mb,
         tokens_per_s=latency.per_second(result.real_tokens),
         tflops=tflops,
-        pct_of_peak=100 * tflops / row.peak_tflops,
+        pct_of_peak=pct_of_peak(tflops, row.peak_tflops),
         status="ok",
     )
     notes = []
@@ -177,8 +178,8 @@ def _loop_columns(row: Row, mine: Measured, base, result: PointResult, check: Pa
             noisy=latency.noisy or base_latency.noisy,
             host_share_baseline=base_latency.host_share,
             host_bound=_either(latency.host_bound, base_latency.host_bound),
-            speedup_pct=_speedup(base_latency.median, latency.median),
-            mem_saved_pct=(1 - memory.allocated_mb / base_mem) * 100 if base_mem else math.nan,
+            speedup_pct=speedup_pct(base_latency.median, latency.median),
+            mem_saved_pct=mem_saved_pct(base_mem, memory.allocated_mb) if base_mem else math.nan,
         )
     else:
         row = replace(row, noisy=latency.noisy, host_bound=latency.host_bound)
@@ -240,7 +241,7 @@ def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], check
         if not same_kernels:  # e.g. transformers builds an SDPA mask while capturing and SDPA falls back to math
             notes.append(f"{label} ran {mine.outcome.kernels} where the loop ran {row.attention_kernels}: not compared")
         elif isinstance(base, Measured):
-            columns[f"speedup_{variant}_pct"] = _speedup(base.outcome.latency.median, median)
+            columns[f"speedup_{variant}_pct"] = speedup_pct(base.outcome.latency.median, median)
         if variant == "compiled":
             columns["compile_s"] = mine.outcome.setup_s
         elif same_kernels:
@@ -254,7 +255,3 @@ def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], check
 def _either(mine: bool | None, baseline: bool | None) -> bool | None:
     """Host-bound when either model was; unknown (None, on the CPU) when neither is known."""
     return None if mine is None and baseline is None else bool(mine or baseline)
-
-
-def _speedup(baseline_ms: float, ms: float) -> float:
-    return (baseline_ms / ms - 1) * 100

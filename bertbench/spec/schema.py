@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 
+from bertbench.spec.figures import STATUSES as STATUSES  # re-exported: the schema's status values
+
 SCHEMA_VERSION = 4  # 1: to cuda_graphs/compile; 2: + git_commit; 3: + seed ...; 4: + host_share, host_bound ...
-STATUSES = ("ok", "mismatch", "unavailable", "oom", "error")
 
 
 def col(doc: str):

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bertbench.spec.figures import OLD_KEY_DEFAULTS
 from bertbench.spec.schema import COLUMNS
 
 try:
@@ -41,8 +42,6 @@ CONTRACT = (
     "status",
     "detail",
 )
-# Older files lack these columns; their rows were measured with these settings.
-DEFAULTS = {"packed": "False", "mode": "inference", "cuda_graphs": "False", "compile": "False", "use_mask": "True"}
 MAX_DAMAGED_TAIL = 64 * 1024  # a crash cuts one row (~2 KiB); more than this is not a crash's leftover
 
 
@@ -89,7 +88,7 @@ class Scan:
         out = []
         for row in self.rows:
             values = dict(zip(header, row, strict=True))
-            out.append({c: values.get(c) or DEFAULTS.get(c, "") for c in COLUMNS})
+            out.append({c: values.get(c) or OLD_KEY_DEFAULTS.get(c, "") for c in COLUMNS})
         return out
 
 

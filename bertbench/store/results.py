@@ -25,16 +25,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bertbench.spec.figures import MEASURED
 from bertbench.spec.schema import COLUMNS, SCHEMA_VERSION, Row, format_value, row_key
 from bertbench.store import csvfile, signals
 from bertbench.store.csvfile import CONTRACT as CONTRACT  # re-exported: what makes a CSV ours
-from bertbench.store.csvfile import DEFAULTS as DEFAULTS
 from bertbench.store.csvfile import HEADER, DamagedFile, ResultsError
 from bertbench.store.csvfile import HeaderMismatch as HeaderMismatch
 from bertbench.store.csvfile import Scan as Scan
 
 # --resume: these statuses are final; "unavailable" is, where these versions are the same.
-DONE_STATUSES = ("ok", "mismatch")
 SETTLED_BY = ("torch", "transformers", "flash_attn", "cuda")
 Notice = Callable[[str], None]
 
@@ -58,7 +57,7 @@ def stderr_notice(message: str) -> None:
 
 def load_rows(path: Path) -> list[dict[str, str]]:
     """Every row of a results file of any version of ours, in the current column layout
-    (columns it lacks: the DEFAULTS, else empty). ResultsError when the file is missing,
+    (columns it lacks: figures.OLD_KEY_DEFAULTS, else empty). ResultsError when the file is missing,
     not ours or damaged."""
     found = csvfile.scan(path)
     if found.damaged:
@@ -77,7 +76,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def done_for_resume(row: Mapping[str, str], versions: Mapping[str, str] | None) -> bool:
     """ok and mismatch rows are measurements; an unavailable row is final for the same
     torch, transformers, flash-attn and CUDA (what decides availability for a key)."""
-    if row["status"] in DONE_STATUSES:
+    if row["status"] in MEASURED:
         return True
     return (
         row["status"] == "unavailable"
