@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
 
 def _main(argv: list[str], prog: str, where: list[Path]) -> int:
     if argv[:1] == ["compare"]:
-        from bertbench.report.compare import main as compare
+        from bertbench.compare import main as compare
 
         return compare(argv[1:])
     try:

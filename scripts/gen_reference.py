@@ -1,5 +1,5 @@
 """Write docs/reference.md: every command, flag and CSV column, read off the argument parsers
-(bertbench.flags, bertbench.report.compare, bertbench.plot_cli) and the schema (bertbench.spec.schema).
+(bertbench.flags, bertbench.compare, bertbench.plot_cli) and the schema (bertbench.spec.schema).
 
     python scripts/gen_reference.py            write docs/reference.md
     python scripts/gen_reference.py --check    exit 1 when docs/reference.md is stale
@@ -17,8 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
-from bertbench import flags, plot_cli
-from bertbench.report import compare
+from bertbench import compare, flags, plot_cli
 from bertbench.spec import schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +192,7 @@ def render() -> str:
     plotting = captured_parser(lambda: plot_cli.main([]))
     commands = [
         (bench, "`python benchmark_bert.py`, `python -m bertbench`"),
-        (comparing, "`python -m bertbench.report.compare`"),
+        (comparing, "`python -m bertbench.compare`"),
         (plotting, "`python plot.py`"),
     ]
     lines = [

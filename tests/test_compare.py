@@ -1,4 +1,4 @@
-"""bertbench.report.compare on small hand-made result sets: no model runs, CPU only."""
+"""bertbench compare (bertbench/compare.py over report/compare.py) on small hand-made result sets, CPU only."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bertbench import compare as compare_cli
 from bertbench.report import compare
 from bertbench.spec.schema import COLUMNS, KEY_COLUMNS
 from bertbench.store.results import ResultsFile
@@ -128,7 +129,7 @@ def test_old_rows_join_new_ones_and_without_a_spread_the_threshold_decides(runs)
 
 def test_report_counts_and_written_files(runs, tmp_path, capsys):
     out = tmp_path / "out"
-    assert compare.main([str(runs[0]), str(runs[1]), "--out", str(out)]) == 0
+    assert compare_cli.main([str(runs[0]), str(runs[1]), "--out", str(out)]) == 0
     report = capsys.readouterr().out
     assert (out / "compare.md").read_text() == report
     lines = report.splitlines()
@@ -147,18 +148,18 @@ def test_report_counts_and_written_files(runs, tmp_path, capsys):
 
 def test_fail_above(runs, capsys):
     a, b = map(str, runs)
-    assert compare.main([a, b, "--fail-above", "10"]) == 1
+    assert compare_cli.main([a, b, "--fail-above", "10"]) == 1
     tail = capsys.readouterr().out.splitlines()[-2:]
     assert tail[0].startswith("slower by 30.0%: qa (bert-base fp16, baseline eager) sdpa, batch 1 seqlen 128")
     assert tail[1] == "1 of 10 compared points slower by more than 10 %"
-    assert compare.main([a, b, "--fail-above", "30"]) == 0  # 1.3 is not more than 30 % slower
-    assert compare.main([b, a, "--fail-above", "10"]) == 1  # flash_attention_2 is 25 % slower from B to A
+    assert compare_cli.main([a, b, "--fail-above", "30"]) == 0  # 1.3 is not more than 30 % slower
+    assert compare_cli.main([b, a, "--fail-above", "10"]) == 1  # flash_attention_2 is 25 % slower from B to A
     assert "slower by 25.0%" in capsys.readouterr().out
 
 
 def test_a_single_csv_on_each_side(runs, capsys):
     a, b = runs
-    assert compare.main([str(a / "mlm.csv"), str(b / "mlm.csv")]) == 0
+    assert compare_cli.main([str(a / "mlm.csv"), str(b / "mlm.csv")]) == 0
     assert "| mlm | 2 | 0 | 0 | 0 |" in capsys.readouterr().out.splitlines()
 
 
@@ -166,7 +167,7 @@ def test_a_csv_that_is_not_ours_is_refused_and_left_alone(runs, tmp_path, capsys
     foreign = tmp_path / "foreign.csv"
     foreign.write_text("name,value\nx,1\n")
     before = (foreign.read_bytes(), foreign.stat().st_mtime_ns)
-    assert compare.main([str(foreign), str(runs[1])]) == 2
+    assert compare_cli.main([str(foreign), str(runs[1])]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"bertbench compare: error: {foreign}: not a bertbench results")
     assert "task, attn_implementation, batch_size, max_seqlen, status, latency_ms" in err
@@ -190,7 +191,7 @@ def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys, args, message)
     (tmp_path / "empty").mkdir()
     (runs[0] / "binary.csv").write_bytes(b"\xff\xfe\x00\x81 not text")
     argv = [x.format(tmp=tmp_path, a=runs[0], b=runs[1]) for x in args]
-    assert compare.main(argv) == 2
+    assert compare_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("bertbench compare: error: ") and message in err
 
@@ -199,20 +200,20 @@ def test_nothing_in_common_exits_1(tmp_path, capsys):
     a = write(tmp_path / "a.csv", [row(batch=1, latency=10.0)])
     failed = row(batch=1, status="oom", latency_ms_baseline="")  # the baseline itself ran out of memory
     b = write(tmp_path / "b.csv", [row(batch=2, latency=10.0, device=H200), failed])
-    assert compare.main([str(a), str(b)]) == 1
+    assert compare_cli.main([str(a), str(b)]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
     assert captured.err.startswith("bertbench compare: nothing to compare: no point is measured")
     b = write(tmp_path / "b2.csv", [row(batch=1, status="oom")])  # the baseline ran: that much is compared
-    assert compare.main([str(a), str(b)]) == 0
+    assert compare_cli.main([str(a), str(b)]) == 0
     assert "| eager (baseline) | 1 | 128 | 0 | 20 | 20 | 1.000 |" in capsys.readouterr().out
 
 
 def test_help_is_fast_and_importing_pulls_no_torch():
-    code = "import sys, bertbench.report.compare; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
+    code = "import sys, bertbench.compare; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
     done = subprocess.run(
-        [sys.executable, "-m", "bertbench.report.compare", "--help"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "bertbench.compare", "--help"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.startswith("usage: bertbench compare [-h]")
 

@@ -1,6 +1,6 @@
 """Compare two runs: did an upgrade (torch, transformers, flash-attn) or another GPU change the answer?
 
-    python -m bertbench.report.compare A B [--threshold PCT] [--fail-above PCT] [--out DIR]
+    python -m bertbench.compare A B [--threshold PCT] [--fail-above PCT] [--out DIR]
 
 A and B are each a results folder (every *.csv in it, not *.csv.part* or *.damaged-*) or one CSV.
 Rows join on schema.KEY_COLUMNS without `device`, so runs on different GPUs join; a key column an
@@ -26,23 +26,20 @@ both (a CI guard must not pass on an empty comparison); 2 bad input, told in one
 
 from __future__ import annotations
 
-import argparse
-import csv
 import itertools
 import math
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 from bertbench.spec.figures import MEASURED, OLD_KEY_DEFAULTS, baseline_label
 from bertbench.spec.schema import KEY_COLUMNS, without_gpu_index
+from bertbench.store.csvfile import HeaderMismatch, ResultsError, Unreadable
+from bertbench.store.results import load_rows
 
 CONTRACT = ("task", "attn_implementation", "batch_size", "max_seqlen", "status", "latency_ms")
 NOT_BASELINE = ("attn_implementation", "packed")  # left out of the baseline's point: it never runs packed
 VERDICTS = {"faster": ("#0072B2", "v"), "same": ("#999999", "o"), "slower": ("#D55E00", "^")}  # Okabe-Ito
-SHOWN = 20  # --fail-above lists this many points, then a count
 HEAD = "| implementation | batch | seqlen | pad | latency A (ms) | latency B (ms) | B/A | margin | verdict | mem B/A |"
 RULE = (
     "Verdict: slower if B/A > 1 + m, faster if B/A < 1/(1 + m), else same; m = max({:g} %, sqrt(s_A² + s_B²)/2), "
@@ -55,11 +52,6 @@ Key = tuple[str, ...]
 
 class CompareError(Exception):
     """Bad input: one line on stderr, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise CompareError(message)
 
 
 @dataclass(frozen=True)
@@ -146,14 +138,14 @@ def read_all(path: Path) -> list[Row]:
 
 
 def read_csv(path: Path) -> list[Row]:
+    """Every row of one results file, through the store's reader (any version of ours)."""
     try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in CONTRACT if c not in (reader.fieldnames or [])]
-            if missing:
-                raise CompareError(f"{path}: not a bertbench results CSV (no column {', '.join(missing)})")
-            return [{k: (v or "").strip() for k, v in row.items() if isinstance(k, str)} for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        return [{k: v.strip() for k, v in row.items()} for row in load_rows(path)]
+    except Unreadable as e:
+        raise CompareError(f"{path}: cannot read it ({e})") from None
+    except HeaderMismatch:
+        raise CompareError(f"{path}: not a bertbench results CSV (compared on {', '.join(CONTRACT)})") from None
+    except (ResultsError, OSError) as e:
         raise CompareError(f"{path}: cannot read it ({e})") from None
 
 
@@ -266,60 +258,3 @@ def render(result: Comparison, sides: list[str], threshold: float) -> str:
         only = f"{mine.get('only in A', 0)} | {mine.get('only in B', 0)}"
         lines.append(f"| {task} | {mine.get('compared', 0)} | {only} | {unmeasured} |")
     return "\n".join(lines) + "\n"
-
-
-def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
-    parser = _Parser(prog=prog, description="Compare the latency and memory of two benchmark runs.")
-    parser.add_argument("a", type=Path, metavar="A", help="results folder or CSV of the first run")
-    parser.add_argument("b", type=Path, metavar="B", help="results folder or CSV of the second run")
-    parser.add_argument("--threshold", type=float, default=2.0, metavar="PCT",
-                        help="smallest change that counts, whatever the spread (default 2)")  # fmt: skip
-    parser.add_argument("--fail-above", type=float, metavar="PCT",
-                        help="exit 1 when a point is slower by more than PCT %%")  # fmt: skip
-    parser.add_argument("--out", type=Path, metavar="DIR", help="write compare.md and compare.png here")
-    args = parser.parse_args(argv)
-    for option, value in (("--threshold", args.threshold), ("--fail-above", args.fail_above)):
-        if value is not None and not 0 <= value < math.inf:
-            raise CompareError(f"{option} {value}: not a percentage >= 0")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise CompareError(f"--out {args.out}: is a file, not a folder")
-    return args
-
-
-def main(argv: list[str] | None = None, prog: str = "bertbench compare") -> int:
-    try:
-        args = parse_args(argv, prog)
-        rows_a, rows_b = read_all(args.a), read_all(args.b)
-        columns = joined_columns(rows_a, rows_b)
-        a, b = keyed(rows_a, columns), keyed(rows_b, columns)
-        result = compare(a, b, columns, args.threshold / 100)
-        if not result.pairs:
-            print(f"{prog}: nothing to compare: no point is measured (status ok or mismatch) in both {args.a} "
-                  f"and {args.b}", file=sys.stderr)  # fmt: skip
-            return 1
-        report = render(result, [describe(args.a, a), describe(args.b, b)], args.threshold / 100)
-        print(report, end="")
-        if args.out is not None:
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "compare.md").write_text(report)
-            from bertbench.report.compare_chart import write_chart
-
-            write_chart(result, args.out / "compare.png", f"latency B/A   A: {args.a}   B: {args.b}")
-    except (CompareError, OSError) as e:  # OSError: writing to --out
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    if args.fail_above is None:
-        return 0
-    slow = [p for p in result.pairs if p.verdict.kind == "slower" and p.verdict.ratio > 1 + args.fail_above / 100]
-    for p in slow[:SHOWN]:
-        print(f"slower by {p.verdict.ratio - 1:.1%}: {p.section} {p.series}, batch {p.batch} seqlen {p.seqlen} "
-              f"pad {p.pad}: {p.a.median:.4g} -> {p.b.median:.4g} ms")  # fmt: skip
-    if len(slow) > SHOWN:
-        print(f"... and {len(slow) - SHOWN} more")
-    if slow:
-        print(f"{len(slow)} of {len(result.pairs)} compared points slower by more than {args.fail_above:g} %")
-    return 1 if slow else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -53,6 +53,10 @@ class HeaderMismatch(ResultsError):
     """Not a results file of ours: left as it is."""
 
 
+class Unreadable(HeaderMismatch):
+    """Its first line is not text a CSV reader can read (a binary file, say): not ours either."""
+
+
 class DamagedFile(ResultsError):
     """Damaged rows the file cannot be repaired from safely."""
 
@@ -123,7 +127,7 @@ def parse(path: Path, data: bytes) -> Scan:
     try:
         header = next(reader)
     except (csv.Error, UnicodeDecodeError):
-        raise HeaderMismatch(f"{path} is not a bertbench results file (unreadable first line)") from None
+        raise Unreadable(f"{path} is not a bertbench results file (unreadable first line)") from None
     _check_ours(path, header)
     if not _ends_line(data, consumed[0]):
         raise DamagedFile(f"{path} line 1: the header is cut short; move the file aside")
