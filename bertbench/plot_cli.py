@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from bertbench.report.load import PlotError, load_results, no_charts_reason, plot_all, result_files, summary
+from bertbench.report.load import PlotError, load_results, no_charts_reason, result_files, summary
 
 DEFAULT_FORMATS = ("png", "svg")
 
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
         for task, reason in skipped.items():
             print(f"{prog}: note: {task}.csv: {reason}; no charts for {task}", file=sys.stderr)
         args.plots_dir.mkdir(parents=True, exist_ok=True)
+        from bertbench.report.charts import plot_all  # matplotlib: only when drawing
+
         written = plot_all(data, args.plots_dir, formats)
         written += capacity_chart.write_chart(args.results_dir, args.plots_dir, formats)
         reports = []

@@ -11,7 +11,8 @@ from PIL import Image
 
 import plot
 from bertbench.report import charts
-from bertbench.report.load import load_results, plot_all, summary
+from bertbench.report.charts import plot_all
+from bertbench.report.load import load_results, summary
 from bertbench.run import sweep
 from bertbench.spec.schema import COLUMNS, Row
 from bertbench.store.results import CONTRACT

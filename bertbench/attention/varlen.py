@@ -4,7 +4,7 @@ torch.nn.attention.varlen.varlen_attn (PyTorch >= 2.10) takes the real tokens of
 end to end, (tokens, heads, head_dim), with cumulative sequence offsets, as flash_attn's
 varlen function does. It runs PyTorch's bundled FlashAttention kernel: CUDA only (torch 2.13
 has no CPU kernel for aten::_flash_attention_forward), float16 and bfloat16 only, sm_80 or
-newer, and no dropout (the op hard-codes dropout_p=0). torch 2.11 (the lent H100's) has
+newer, and no dropout (the op hard-codes dropout_p=0). torch 2.11 (on the H100 measured) has
 varlen_attn(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, return_aux=None,
 scale=None, window_size=(-1, -1)), full attention by default; 2.13 adds keyword-only
 arguments after those; 2.10's took is_causal and no scale (see _call).

@@ -11,7 +11,7 @@ A reading is marked unavailable, with why, rather than given where it cannot be 
   - pynvml (the nvidia-ml-py package) is missing, or NVML or the counter answers an error
     (NVML_ERROR_NOT_SUPPORTED on boards and virtual GPUs without it);
   - the window is shorter than MIN_WINDOW_S: the counter moves in steps, every 100 ms on
-    the lent H100 (polled under load: 24 updates 97-103 ms apart; Yang et al., "Part-time
+    an H100 (polled under load: 24 updates 97-103 ms apart; Yang et al., "Part-time
     Power Measurements", arXiv 2312.02741, found A100 and H100 power averaged over 25 ms of
     each 100 ms), so a window of one second holds ten updates and a step either side moves
     the result by about 10 % at most; a shorter window mostly measures the step;

@@ -152,7 +152,7 @@ def time_interleaved(
     spell of the host or the GPU falls on all models alike instead of on one measurement.
     Rounds are kept long because below batch ~16 the host sets the latency and a
     synchronisation every few calls slows it (by up to 20 % on the H100:
-    scripts/launch_probe.py, docs/validation/). `between` runs after every round of calls,
+    docs/evidence/adaptive_budget.md). `between` runs after every round of calls,
     on an idle device (host.HostWatch.read: how fast the host was meanwhile). Python's garbage
     collector is off while calls are timed, as timeit has it.
     """

@@ -198,10 +198,3 @@ def summary(data: list[TaskData]) -> str:
             if n := int(rows.sum()):
                 lines.append(f"  {n} rows {what}: hollow markers")
     return "\n".join(lines)
-
-
-def plot_all(data: list[TaskData], plots_dir: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
-    """The charts of every task with ok rows, under plots_dir/<task>/."""
-    from bertbench.report import charts
-
-    return charts.plot_all(data, plots_dir, formats)
