@@ -1,12 +1,15 @@
-"""What a run says on the console: what is about to run, and a table of what it measured."""
+"""What a run says on the console: what is about to run, where it is (a tqdm bar), and a table of what it measured."""
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from tqdm import tqdm
 
 from bertbench.spec.config import RunConfig
 from bertbench.spec.schema import Row
@@ -105,12 +108,15 @@ def describe(config: RunConfig) -> str:
 
 
 class Progress:
-    """Where a sweep is and when it will end: a bar on a terminal, a plain line per point otherwise.
+    """Where a sweep (or a capacity search) is and when it will end: a tqdm bar on a terminal; where
+    the stream is not one, a plain line per finished point (lines=False: nothing). Closed on every
+    path (use it as a context manager), the bar's line ends before anything printed after it.
 
-    The time left is estimated from what the finished points cost, scaled by the cost model the
-    torchrun sharding balances with (distributed.point_cost x models timed), not by point count;
-    the first point, which carries the device's set-up, is left out of the rate ("?" until the
-    second point).
+    The bar runs over the summed cost of the points, not their count (the points done / total are
+    shown beside it), and its rate, from which tqdm reckons the time left, is what the finished
+    points cost, scaled by the cost model the torchrun sharding balances with (distributed.point_cost
+    x models timed); the first point, which carries the device's set-up, is left out of the rate
+    ("?" until the second point). The plain lines reckon the time left the same way.
     """
 
     def __init__(
@@ -119,15 +125,46 @@ class Progress:
         stream: TextIO | None = None,
         enabled: bool = True,
         clock: Callable[[], float] = time.perf_counter,
+        unit: str = "points",
+        lines: bool = True,
     ):
         self.costs, self.stream, self.enabled = costs, stream or sys.stdout, enabled and bool(costs)
-        self.total, self.done_cost, self.done = sum(costs), 0.0, 0
+        self.total, self.done_cost, self.done, self.unit = sum(costs), 0.0, 0, unit
         self.clock = clock
         self.start = clock()
         self.first = (0.0, 0.0)  # the first point's seconds and cost
         self.tty = self.stream.isatty()
+        self.lines = self.enabled and lines and not self.tty
+        drawn = self.enabled and self.tty
+        columns, rows = _size(self.stream) if drawn else (None, None)
+        self.bar = _CostBar(
+            f"0/{len(costs)}",
+            total=self.total,
+            file=self.stream,
+            disable=not drawn,
+            leave=True,
+            ncols=columns,
+            nrows=rows,
+            unit=unit,
+            bar_format="{percentage:3.0f}%|{bar:16}| {points} {unit} [{elapsed}<{remaining}] {desc}",  # 80 columns
+        )
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the bar's line (an interrupt's message then starts on a line of its own)."""
+        self.bar.close()
+
+    def now(self, label: str) -> None:
+        """What is being measured now: the bar's description."""
+        self.bar.set_description_str(label)
 
     def advance(self, label: str) -> None:
+        """One more point done; label names it in the plain line."""
         self.done_cost += self.costs[self.done]
         self.done += 1
         if not self.enabled:
@@ -135,16 +172,40 @@ class Progress:
         elapsed = self.clock() - self.start
         if self.done == 1:  # it carries the device's one-off set-up: ~3 s against ~1 s for the next ones
             self.first = (elapsed, self.done_cost)
-        rate = (elapsed - self.first[0]) / (self.done_cost - self.first[1]) if self.done > 1 else math.nan
-        left = rate * (self.total - self.done_cost) if self.done < len(self.costs) else 0.0
-        status = f"{self.done}/{len(self.costs)} points, {_clock(elapsed)} elapsed, about {_clock(left)} left"
-        if self.tty:
-            filled = round(30 * self.done_cost / self.total)
-            end = "\n" if self.done == len(self.costs) else ""
-            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {status} ({label})\033[K", end=end, file=self.stream)
-        else:
-            print(f"{label}: {status}", file=self.stream)
-        self.stream.flush()
+        per_cost = (elapsed - self.first[0]) / (self.done_cost - self.first[1]) if self.done > 1 else math.nan
+        finished = self.done == len(self.costs)
+        if self.lines:
+            left = per_cost * (self.total - self.done_cost) if not finished else 0.0
+            status = f"{self.done}/{len(self.costs)} {self.unit}, {_clock(elapsed)} elapsed, about {_clock(left)} left"
+            print(f"{label}: {status}", file=self.stream, flush=True)
+        # tqdm's rate: cost per second; 0 shows "?", infinity "00:00" once every point is done
+        self.bar.cost_rate = math.inf if finished else (1 / per_cost if per_cost > 0 else 0.0)
+        self.bar.points = f"{self.done}/{len(self.costs)}"
+        self.bar.update(self.costs[self.done - 1])
+
+
+class _CostBar(tqdm):
+    """A tqdm bar whose rate is Progress's (the first point left out), with the points done / total."""
+
+    cost_rate = 0.0
+
+    def __init__(self, points: str, **kwargs: object):
+        self.points = points  # before tqdm's first drawing, in its __init__
+        super().__init__(**kwargs)
+
+    @property
+    def format_dict(self) -> dict:
+        return {**super().format_dict, "rate": self.cost_rate, "points": self.points}
+
+
+def _size(stream: TextIO) -> tuple[int, int]:
+    """The terminal's columns and rows; 80 x 24 where it says 0 x 0 (a pseudo-terminal nobody
+    sized, as under `script`), which tqdm takes for no room at all and so draws nothing."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # not a file (a test's stream that says it is a tty)
+        return 80, 24
+    return size.columns or 80, size.lines or 24
 
 
 def _clock(seconds: float) -> str:

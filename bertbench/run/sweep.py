@@ -53,9 +53,9 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
                 prepare(existing)
         todo = {task: pending_points(task, config, facts, rank) for task in config.tasks}
         costs = [point_cost(p) * (1 + len(pending)) for task in config.tasks for p, pending in todo[task]]
-        bar = Progress(costs, enabled=progress)
-        for task in config.tasks:
-            written += _run_task(task, todo[task], config, facts, rank, (bar, watch), stats)
+        with Progress(costs, enabled=progress) as bar:  # its line ended on every path
+            for task in config.tasks:
+                written += _run_task(task, todo[task], config, facts, rank, (bar, watch), stats)
         if rank.rank == 0:
             host = {**facts.manifest.get("host", {}), **host_summary(watch)}
             write_manifest(config.output_dir, {**facts.manifest, "host": host})
@@ -131,6 +131,8 @@ def _run_task(
     try:
         for point, pending in todo:
             signals.check()
+            label = f"{task} batch {point.batch_size} x {point.max_seqlen}, pad {point.pad_fraction:g}"
+            progress.now(label)
             template = point_template(facts, task, point, config)
             if models.baseline_failure is not None:
                 rows = failed_rows(template, pending, models.baseline_failure)
@@ -146,7 +148,7 @@ def _run_task(
                 row.timestamp = datetime.now(UTC).isoformat(timespec="seconds")
                 results.append(row)
                 written.append(row)
-            progress.advance(f"{task} batch {point.batch_size} x {point.max_seqlen}, pad {point.pad_fraction:g}")
+            progress.advance(label)
         signals.check()  # a signal whose exception a finaliser swallowed at the last point
     finally:
         results.close()
