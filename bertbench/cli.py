@@ -146,6 +146,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         output_dir=args.output_dir,
         resume=args.resume,
         cpu_sized=device == "cpu" and any(v is None for v in explicit.values()),
+        quiet=args.quiet,
     )
 
 

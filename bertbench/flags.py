@@ -187,6 +187,12 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         help="skip the implementations and grid points already in the CSV as ok or mismatch, or as unavailable "
         "with the same torch, transformers, flash-attn and CUDA",
     )
+    out.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (on a terminal) or line per grid point (elsewhere); what runs and the table of "
+        "results are still printed",
+    )
     return p
 
 

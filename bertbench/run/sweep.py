@@ -39,7 +39,9 @@ class RunStats:
 
 @frozen_heap()
 def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None) -> list[Row]:
-    """Run every task of the config; returns the rows this process wrote (also appended to disk)."""
+    """Run every task of the config; returns the rows this process wrote (also appended to disk).
+
+    progress=False, or config.quiet (--quiet), draws no bar and prints no progress line."""
     rank = distributed.from_environment()
     device = config.torch_device
     distributed.start(rank, device)
@@ -53,7 +55,7 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
                 prepare(existing)
         todo = {task: pending_points(task, config, facts, rank) for task in config.tasks}
         costs = [point_cost(p) * (1 + len(pending)) for task in config.tasks for p, pending in todo[task]]
-        with Progress(costs, enabled=progress) as bar:  # its line ended on every path
+        with Progress(costs, enabled=progress and not config.quiet) as bar:  # its line ended on every path
             for task in config.tasks:
                 written += _run_task(task, todo[task], config, facts, rank, (bar, watch), stats)
         if rank.rank == 0:

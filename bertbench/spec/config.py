@@ -88,6 +88,7 @@ class RunConfig:
     output_dir: Path
     resume: bool
     cpu_sized: bool  # CPU-sized defaults were applied
+    quiet: bool = False  # --quiet: no progress bar or progress lines
 
     @property
     def model_name(self) -> str:
