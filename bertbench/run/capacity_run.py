@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from bertbench.measure.capacity import CapacityResult, MemoryModel, largest_batc
 from bertbench.measure.failures import frozen_heap
 from bertbench.model.holder import BASELINE, TaskModels
 from bertbench.report.capacity_chart import capacity_path, read_capacity
+from bertbench.run.console import Progress
 from bertbench.run.rows import RunFacts
 from bertbench.spec.config import GridPoint, RunConfig
 from bertbench.spec.figures import baseline_label
@@ -35,27 +37,41 @@ PRECISION = 1 / 32  # bisection stops within 3 % of the largest fit: probes at l
 
 @frozen_heap()
 def run_capacity(config: RunConfig, facts: RunFacts, limit: int) -> list[dict[str, str]]:
-    """Search every task, implementation and seqlen; returns the rows written."""
+    """Search every task, implementation and seqlen; returns the rows written.
+
+    On a terminal a tqdm bar counts the searches (each probes up to the device's memory, so
+    they cost alike; the first, which loads the models, is left out of the rate) and names the
+    batch being probed; elsewhere, or with --quiet, nothing is drawn."""
     seqlens = sorted({p.max_seqlen for p in config.points})
+    keys = (BASELINE, *config.implementations)
     written = []
-    for task in config.tasks:
-        rows = []
-        for key in (BASELINE, *config.implementations):
-            # two models resident for every search: the baseline and a model with its weights
-            # (for the baseline's own search, a copy of it), so no figure carries fewer weights
-            loaded = (config.baseline,) if key == BASELINE else (key,)
-            models = TaskModels(task, replace(config, implementations=loaded), reference=False)
-            try:
-                for seqlen in seqlens:
-                    rows.append(_row(facts, config, task, key, seqlen, _search(models, key, seqlen, limit)))
-            finally:
-                models.close()
-        _save(capacity_path(config.output_dir, task), rows)
-        written += rows
+    searches = [1.0] * (len(config.tasks) * len(keys) * len(seqlens))
+    with Progress(searches, enabled=not config.quiet, unit="searches", lines=False) as bar:
+        for task in config.tasks:
+            rows = []
+            for key in keys:
+                # two models resident for every search: the baseline and a model with its weights
+                # (for the baseline's own search, a copy of it), so no figure carries fewer weights
+                loaded = (config.baseline,) if key == BASELINE else (key,)
+                models = TaskModels(task, replace(config, implementations=loaded), reference=False)
+                name = baseline_label(config.baseline) if key == BASELINE else key
+                try:
+                    for seqlen in seqlens:
+                        label = f"{task} {name} seqlen {seqlen}"
+                        found = _search(models, key, seqlen, limit, lambda b, at=label: bar.now(f"{at}, batch {b}"))
+                        rows.append(_row(facts, config, task, key, seqlen, found))
+                        bar.advance(label)
+                finally:
+                    models.close()
+            _save(capacity_path(config.output_dir, task), rows)
+            written += rows
     return written
 
 
-def _search(models: TaskModels, key: str, seqlen: int, limit: int) -> CapacityResult | str:
+def _search(
+    models: TaskModels, key: str, seqlen: int, limit: int, probing: Callable[[int], None]
+) -> CapacityResult | str:
+    """The search of one implementation at one seqlen; probing(batch) is told each batch probed."""
     if models.baseline_failure is not None:
         return models.baseline_failure.detail
     if key in models.failed:
@@ -63,6 +79,7 @@ def _search(models: TaskModels, key: str, seqlen: int, limit: int) -> CapacityRe
     inference = models.config.mode == "inference"
 
     def call_for(batch: int):
+        probing(batch)
         call = models.inputs(GridPoint(batch, seqlen, seqlen), [] if key == BASELINE else [key]).calls[key]
 
         def probe():
