@@ -54,18 +54,22 @@ def run_capacity(config: RunConfig, facts: RunFacts, limit: int) -> list[dict[st
                 # (for the baseline's own search, a copy of it), so no figure carries fewer weights
                 loaded = (config.baseline,) if key == BASELINE else (key,)
                 models = TaskModels(task, replace(config, implementations=loaded), reference=False)
-                name = baseline_label(config.baseline) if key == BASELINE else key
+                name = config.baseline if key == BASELINE else key  # short: the bar fits in 80 columns
                 try:
                     for seqlen in seqlens:
-                        label = f"{task} {name} seqlen {seqlen}"
-                        found = _search(models, key, seqlen, limit, lambda b, at=label: bar.now(f"{at}, batch {b}"))
+                        found = _search(models, key, seqlen, limit, _telling(bar, f"{task} {name}", seqlen))
                         rows.append(_row(facts, config, task, key, seqlen, found))
-                        bar.advance(label)
+                        bar.advance(f"{task} {name} x {seqlen}")
                 finally:
                     models.close()
             _save(capacity_path(config.output_dir, task), rows)
             written += rows
     return written
+
+
+def _telling(bar: Progress, what: str, seqlen: int) -> Callable[[int], None]:
+    """What a search tells the bar of each probe: the batch being probed now."""
+    return lambda batch: bar.now(f"{what}: batch {batch} x {seqlen}")
 
 
 def _search(
