@@ -1,0 +1,269 @@
+"""The command line read into a frozen RunConfig, with every check a user's typo deserves.
+
+Bad input raises UsageError (one line, exit 2 in cli.main) before any work: the arguments are
+read and checked before PyTorch and transformers are imported, so --help and most errors answer
+at once; only then do device, rank, defaults, the grid and `all` resolve.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from bertbench.flags import UsageError, build_parser
+from bertbench.run import distributed
+from bertbench.spec.catalog import IMPLEMENTATIONS, PRESET_POSITIONS, TASKS
+from bertbench.spec.config import (
+    CPU_DEFAULTS,
+    CPU_SWEEP,
+    GPU_DEFAULTS,
+    GPU_SWEEP,
+    PAD_FRACTIONS,
+    TORCH_DTYPES,
+    GridPoint,
+    RunConfig,
+    TimingPlan,
+)
+from bertbench.store import signals
+from bertbench.store.csvfile import scan
+from bertbench.store.results import ResultsError, csv_path, part_paths
+
+LIMITS = {  # flag: (lowest, highest) accepted; beyond these a value is a typo, not a benchmark
+    "--batch-size": (1, 2**20),
+    "--batch-sizes": (1, 2**20),
+    "--max-seqlen": (1, 2**20),
+    "--seqlens": (1, 2**20),
+    "--num-batches": (1, 10**6),
+    "--min-batches": (1, 10**6),
+    "--warmup": (0, 10**5),
+    "--seed": (0, 2**63 - 1),
+    "--time-budget-ms": (1e-3, 3.6e6),
+    "--seqlen-stdev": (0, 2**20),
+    "--capacity-limit": (1, 2**24),
+}
+
+
+def _in_range(flag: str, value: float) -> float:
+    low, high = LIMITS[flag]
+    if not low <= value <= high:
+        raise UsageError(f"{flag} must lie in [{_show(low)}, {_show(high)}], got {_show(value)}")
+    return value
+
+
+def _show(number: float) -> str:
+    return str(number) if isinstance(number, int) else f"{number:g}"
+
+
+def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunConfig:
+    """The run's configuration. Checks that need nothing but the arguments come first; the
+    device, the implementations that can run and the model's positions are asked of PyTorch
+    and transformers afterwards."""
+    args = build_parser(prog).parse_args(argv)
+    unknown = [n for n in args.optimization if n not in (*IMPLEMENTATIONS, "all")]
+    unknown += [args.baseline] if args.baseline not in IMPLEMENTATIONS else []
+    if unknown:
+        raise UsageError(f"unknown attention implementation {unknown[0]!r}; choose from {', '.join(IMPLEMENTATIONS)}")
+    if args.dtype is not None and args.use_half is not None and (args.dtype == "fp16") != args.use_half:
+        raise UsageError(f"--dtype {args.dtype} contradicts --{'' if args.use_half else 'no-'}use-half")
+    grid_flags = [f for f in ("batch_sizes", "seqlens", "pad_fractions") if getattr(args, f) is not None]
+    if grid_flags and not args.sweep:
+        raise UsageError(f"--{grid_flags[0].replace('_', '-')} only applies with --sweep")
+    for flag in LIMITS:  # every number given, before PyTorch loads
+        value = getattr(args, flag[2:].replace("-", "_"))
+        for v in value if isinstance(value, list) else [] if value is None else [value]:
+            _in_range(flag, v)
+    for pad in args.pad_fractions or []:
+        if not 0 <= pad < 1:
+            raise UsageError(f"--pad-fractions must lie in [0, 1), got {pad:g}")
+    extras = [flag for flag, given in (("--cuda-graphs", args.cuda_graphs), ("--compile", args.compile)) if given]
+    if extras and args.mode == "train":
+        raise UsageError(f"{extras[0]} times inference only; drop it or --mode train")
+    tasks = TASKS if args.task == "all" else (args.task,)
+    _check_output_dir(args.output_dir, tasks)
+    if args.use_cuda is False:
+        cuda_present = False
+    else:
+        import torch
+
+        cuda_present = torch.cuda.is_available()
+    if args.use_cuda and not cuda_present:
+        raise UsageError("--use-cuda: no CUDA GPU is visible to PyTorch")
+    device = "cuda" if (cuda_present if args.use_cuda is None else args.use_cuda) else "cpu"
+    rank = distributed.from_environment()
+    if device == "cuda" and rank.distributed:  # one GPU per torchrun process
+        device = f"cuda:{rank.local_rank}"
+    on_gpu = device != "cpu"
+    if args.cuda_graphs and not on_gpu:
+        raise UsageError("--cuda-graphs needs a CUDA GPU")
+    defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
+    points = _grid(args, defaults, GPU_SWEEP if on_gpu else CPU_SWEEP)
+    model_path = os.path.expanduser(args.model) if args.model is not None else None
+    positions = _check_model(model_path) if model_path is not None else PRESET_POSITIONS
+    longest = max(p.max_seqlen for p in points)
+    if longest > positions:
+        raise UsageError(
+            f"max seqlen {longest} is longer than the model's {positions} positions (max_position_embeddings)"
+        )
+    dtype = args.dtype or {True: "fp16", False: "fp32"}.get(args.use_half, "fp16" if on_gpu else "fp32")
+    import torch
+
+    from bertbench.model.heads import unavailable_reason
+
+    where = torch.device(device), getattr(torch, TORCH_DTYPES[dtype])
+    everything = [
+        n
+        for n in IMPLEMENTATIONS
+        if n != args.baseline and unavailable_reason(n, *where) is None and n not in SLOW_IN_ALL
+    ]
+    implementations = tuple(
+        dict.fromkeys(n for name in args.optimization for n in (everything if name == "all" else [name]))
+    )
+    explicit = {"model_size": args.model_size, "num_batches": args.num_batches, "warmup": args.warmup}
+    return RunConfig(
+        tasks=tasks,
+        model_size=args.model_size or defaults["model_size"],
+        model_path=model_path,
+        implementations=implementations,
+        baseline=args.baseline,
+        device=device,
+        dtype=dtype,
+        points=points,
+        seqlen_stdev=args.seqlen_stdev,
+        use_mask=args.use_mask,
+        packed=args.packed,
+        mode=args.mode,
+        cuda_graphs=args.cuda_graphs,
+        compile=args.compile,
+        energy=args.energy,
+        capacity_limit=args.capacity_limit if args.capacity else None,
+        timing=_timing(args, defaults),
+        seed=args.seed,
+        output_dir=args.output_dir,
+        resume=args.resume,
+        cpu_sized=device == "cpu" and any(v is None for v in explicit.values()),
+        quiet=args.quiet,
+    )
+
+
+# Left out of `--optimization all`: flex_attention compiles its kernel and block mask for each
+# seqlen and mask kind (models.FLEX_DYNAMO; a head's first ~30 H100 points took 73 s, the QA
+# sweep 117 s; on 2 CPU cores ~10 s a point was measured with static compiles): with it a
+# ./run_bert.sh head took 233-290+ s on the H100 against ~137 s. Named, it runs.
+SLOW_IN_ALL = ("flex_attention",)
+
+
+def _timing(args, defaults: dict) -> TimingPlan:
+    """A time budget by default; --num-batches alone fixes the count, as the original project did."""
+    fixed = args.num_batches is not None and args.time_budget_ms is None
+    return TimingPlan(
+        warmup=_given(args.warmup, defaults["warmup"]),
+        num_batches=_given(args.num_batches, defaults["num_batches"]),
+        min_batches=_given(args.min_batches, defaults["min_batches"]),
+        budget_ms=None if fixed else _given(args.time_budget_ms, defaults["budget_ms"]),
+    )
+
+
+def _given(value, default):
+    return default if value is None else value
+
+
+def _grid(args, defaults: dict, sweep_defaults: dict) -> tuple[GridPoint, ...]:
+    if not args.sweep:
+        batch_size = int(_in_range("--batch-size", _given(args.batch_size, defaults["batch_size"])))
+        max_seqlen = int(_in_range("--max-seqlen", _given(args.max_seqlen, defaults["max_seqlen"])))
+        avg = _given(args.avg_seqlen, max_seqlen)
+        if not 1 <= avg <= max_seqlen:
+            raise UsageError(f"--avg-seqlen must lie in [1, --max-seqlen {max_seqlen}], got {avg:g}")
+        return (GridPoint(batch_size, max_seqlen, avg),)
+    for flag, given in (
+        ("--batch-size", args.batch_size),
+        ("--max-seqlen", args.max_seqlen),
+        ("--avg-seqlen", args.avg_seqlen),
+    ):
+        if given is not None:
+            raise UsageError(f"{flag} sets a single point; with --sweep use --batch-sizes, --seqlens, --pad-fractions")
+    batch_sizes = _given(args.batch_sizes, sweep_defaults["batch_sizes"])  # given ones: checked in parse_args
+    seqlens = _given(args.seqlens, sweep_defaults["seqlens"])
+    pads = _given(args.pad_fractions, PAD_FRACTIONS)
+    return tuple(
+        GridPoint(b, s, max(1.0, round((1 - pad) * s, 2)))
+        for b in dict.fromkeys(batch_sizes)
+        for s in dict.fromkeys(seqlens)
+        for pad in dict.fromkeys(pads)
+    )
+
+
+def _check_model(name: str) -> int:
+    """The checkpoint's positions. A name that looks like a path must be a directory; any
+    other name is a Hub id, which from_pretrained resolves (offline: from the local cache).
+    Whatever fails to load is one line."""
+    looks_local = name.startswith((".", "/", "~")) or os.path.exists(name)
+    if looks_local and not os.path.isdir(name):
+        what = "a file, not a checkpoint directory" if os.path.exists(name) else "no such directory"
+        raise UsageError(f"--model {name}: {what}")
+    from bertbench.model.heads import load_config
+
+    try:
+        config = load_config(name)
+    except Exception as e:  # any failure to read it is the user's input, not a crash
+        raise UsageError(f"--model {name}: cannot load a BERT config ({_first_line(e)})") from None
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions < 1:
+        raise UsageError(f"--model {name}: its config has no valid max_position_embeddings ({positions!r})")
+    return positions
+
+
+def _check_output_dir(output_dir: Path, tasks: tuple[str, ...]) -> None:
+    """Everything the run will write, checked without changing anything: the directory (or,
+    when it does not exist yet, the nearest one above it, where it will be created) must take
+    a new file, tried by creating one since root ignores permission bits; runs/ likewise when
+    present; each task's CSV and part files must be our results files, readable and writable.
+    A damaged tail or an older layout passes: the run repairs or migrates it."""
+    try:
+        existing = output_dir
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UsageError(f"--output-dir {output_dir}: {existing} is not a directory")
+        _check_writable(existing, f"--output-dir {output_dir}")
+        runs = output_dir / "runs"
+        if runs.exists():
+            if not runs.is_dir():
+                raise UsageError(f"{runs}: not a directory (run manifests go there)")
+            _check_writable(runs, str(runs))
+        for task in tasks:
+            for path in [csv_path(output_dir, task), *part_paths(output_dir, task)]:
+                _check_results_file(path)
+    except (OSError, ValueError) as e:  # a path the system cannot even look at (too long, NUL, ...)
+        raise UsageError(f"--output-dir {output_dir}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _check_writable(folder: Path, name: str) -> None:
+    with signals.deferred():  # the probe is never left behind
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".bertbench-probe-")
+        except OSError as e:
+            raise UsageError(f"{name}: cannot create files in {folder} ({e.strerror or e})") from None
+        os.close(fd)
+        os.unlink(probe)
+
+
+def _check_results_file(path: Path) -> None:
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file")
+    try:
+        os.close(os.open(path, os.O_RDWR))  # opening changes nothing
+    except OSError as e:
+        raise UsageError(f"{path}: cannot open it for reading and appending ({e.strerror or e})") from None
+    try:
+        scan(path)
+    except ResultsError as e:
+        raise UsageError(str(e)) from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
