@@ -11,9 +11,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from bertbench.attention import registry
 from bertbench.flags import UsageError, build_parser
 from bertbench.run import distributed
-from bertbench.spec.catalog import IMPLEMENTATIONS, PRESET_POSITIONS, TASKS
+from bertbench.spec.catalog import PRESET_POSITIONS, TASKS
 from bertbench.spec.config import (
     CPU_DEFAULTS,
     CPU_SWEEP,
@@ -60,10 +61,10 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     device, the implementations that can run and the model's positions are asked of PyTorch
     and transformers afterwards."""
     args = build_parser(prog).parse_args(argv)
-    unknown = [n for n in args.optimization if n not in (*IMPLEMENTATIONS, "all")]
-    unknown += [args.baseline] if args.baseline not in IMPLEMENTATIONS else []
+    unknown = [n for n in args.optimization if n not in (*registry.names(), "all")]
+    unknown += [args.baseline] if args.baseline not in registry.names() else []
     if unknown:
-        raise UsageError(f"unknown attention implementation {unknown[0]!r}; choose from {', '.join(IMPLEMENTATIONS)}")
+        raise UsageError(f"unknown attention implementation {unknown[0]!r}; choose from {', '.join(registry.names())}")
     if args.dtype is not None and args.use_half is not None and (args.dtype == "fp16") != args.use_half:
         raise UsageError(f"--dtype {args.dtype} contradicts --{'' if args.use_half else 'no-'}use-half")
     grid_flags = [f for f in ("batch_sizes", "seqlens", "pad_fractions") if getattr(args, f) is not None]
@@ -108,13 +109,13 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     dtype = args.dtype or {True: "fp16", False: "fp32"}.get(args.use_half, "fp16" if on_gpu else "fp32")
     import torch
 
-    from bertbench.model.heads import unavailable_reason
+    from bertbench.attention.registry import unavailable_reason
 
     where = torch.device(device), getattr(torch, TORCH_DTYPES[dtype])
     everything = [
         n
-        for n in IMPLEMENTATIONS
-        if n != args.baseline and unavailable_reason(n, *where) is None and n not in SLOW_IN_ALL
+        for n in registry.names()
+        if n != args.baseline and unavailable_reason(n, *where) is None and registry.get(n).in_all
     ]
     implementations = tuple(
         dict.fromkeys(n for name in args.optimization for n in (everything if name == "all" else [name]))
@@ -146,11 +147,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     )
 
 
-# Left out of `--optimization all`: flex_attention compiles its kernel and block mask for each
-# seqlen and mask kind (models.FLEX_DYNAMO; a head's first ~30 H100 points took 73 s, the QA
-# sweep 117 s; on 2 CPU cores ~10 s a point was measured with static compiles): with it a
-# ./run_bert.sh head took 233-290+ s on the H100 against ~137 s. Named, it runs.
-SLOW_IN_ALL = ("flex_attention",)
+SLOW_IN_ALL = tuple(n for n in registry.names() if not registry.get(n).in_all)  # left out of `all`
 
 
 def _timing(args, defaults: dict) -> TimingPlan:

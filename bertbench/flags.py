@@ -9,7 +9,8 @@ import math
 from pathlib import Path
 
 from bertbench import __version__
-from bertbench.spec.catalog import IMPLEMENTATIONS, PRESETS, TASKS
+from bertbench.attention.registry import names
+from bertbench.spec.catalog import PRESETS, TASKS
 from bertbench.spec.config import CPU_SWEEP, DTYPES, GPU_SWEEP, PAD_FRACTIONS
 
 
@@ -62,7 +63,7 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         nargs="+",
         default=["flash_attention_2", "sdpa"],
         metavar="IMPL",
-        help=f"attention implementations to compare with the baseline: {', '.join(IMPLEMENTATIONS)}; "
+        help=f"attention implementations to compare with the baseline: {', '.join(names())}; "
         "'all' names every one that can run on this machine but flex_attention, which compiles for each "
         "seqlen and mask kind (name it to run it)",
     )

@@ -226,6 +226,18 @@ def test_resume_counts_settled_unavailable_rows_and_measurements_as_done():
     assert not done_for_resume({**settled, "status": "error"}, versions)
 
 
+def test_resume_retries_unavailable_rows_once_flash_attn_3_is_installed(tmp_path):
+    """The flash_attn_3 version settles a row too: a rerun after installing FA3 measures the
+    flash_attention_3 rows that were unavailable, and keeps them for the same versions."""
+    before = {"torch": "2.11", "transformers": "5.17", "flash_attn": "2.8.3", "flash_attn_3": "", "cuda": "13.0"}
+    fa3 = row(attn_implementation="flash_attention_3", status="unavailable", **before)
+    results = ResultsFile(tmp_path / "qa.csv")
+    results.append(fa3)
+    results.close()
+    assert row_key(fa3) in finished_keys(tmp_path, "qa", before)
+    assert row_key(fa3) not in finished_keys(tmp_path, "qa", {**before, "flash_attn_3": "3.0.0b1"})
+
+
 WRITER = """
 import sys
 import time
@@ -272,8 +284,8 @@ def test_an_interrupted_merge_is_not_merged_twice(tmp_path):
     assert [r["batch_size"] for r in load_rows(tmp_path / "qa.csv")] == ["2", "8"]
 
 
-def test_a_file_of_the_previous_schema_takes_appended_rows_and_still_plots(tmp_path):
-    """The published H100 results are schema 3; schema 4 added the host columns."""
+def test_a_file_of_an_older_schema_takes_appended_rows_and_still_plots(tmp_path):
+    """The published H100 results are schema 3; schema 4 added the host columns, 5 flash_attn_3."""
     import shutil
 
     from bertbench.report.load import load_results
@@ -283,7 +295,7 @@ def test_a_file_of_the_previous_schema_takes_appended_rows_and_still_plots(tmp_p
     shutil.copy(ROOT / "results" / "h100" / "qa.csv", path)
     with path.open(newline="") as f:
         before = list(csv.DictReader(f))
-    assert {r["schema_version"] for r in before} == {str(SCHEMA_VERSION - 1)} and "host_bound" not in before[0]
+    assert {r["schema_version"] for r in before} == {str(SCHEMA_VERSION - 2)} and "host_bound" not in before[0]
     (data,) = load_results(tmp_path)  # it plots as it is
     assert len(data.rows) == len(before) and not data.rows["host_bound"].eq(True).any()
     notices = []

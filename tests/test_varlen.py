@@ -10,6 +10,7 @@ import torch
 from torch.nn.functional import scaled_dot_product_attention
 
 from bertbench.attention import varlen
+from bertbench.attention.registry import names, packed_names
 from bertbench.measure.failures import Failure
 from bertbench.measure.probes import agreement
 from bertbench.model.batches import make_batch, pack, unpack
@@ -21,7 +22,9 @@ from bertbench.model.heads import (
     task_logits,
     unavailable_reason,
 )
-from bertbench.spec.catalog import IMPLEMENTATIONS, NUM_LABELS, TASKS, VARLEN
+from bertbench.spec.catalog import NUM_LABELS, TASKS
+
+IMPLEMENTATIONS, VARLEN = names(), packed_names()  # the registry's names, and those with a packed route
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda", 0)

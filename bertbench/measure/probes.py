@@ -17,13 +17,14 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from transformers import BertConfig
 
+from bertbench.attention import registry
 from bertbench.measure.timing import latencies
 
 # Fused attention operators as the profiler names them: PyTorch's SDPA backends and the
 # flash-attn packages' custom ops. Their backward passes are left out (train mode).
-ATTENTION_OP = re.compile(r"^(aten::_scaled_dot_product_\w+|flash_attn\w*::\w+|aten::_flash_attention_forward)$")
+ATTENTION_OP = re.compile("^(" + "|".join(registry.fused_ops()) + ")$")  # every implementation's fused operator
 # What an SDPA backend calls underneath: named only where no SDPA operator ran (torch's varlen_attn)
-NESTED = {"aten::_flash_attention_forward"}
+NESTED = {registry.FLASH_FORWARD_OP}
 # GPU kernel names by class, for a breakdown of one forward (scripts/kernel_breakdown.py).
 # Attention first: FlashAttention's kernels carry cutlass types in their template arguments.
 ATTENTION_KERNEL = re.compile(r"flash|fmha|attention|attn|sdpa|cudnn|softmax_warp", re.IGNORECASE)

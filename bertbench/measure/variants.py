@@ -16,7 +16,7 @@ from bertbench.measure.failures import Failure, one_line, release_memory, return
 from bertbench.measure.graphs import capture_graph
 from bertbench.measure.probes import PeakMemory, attention_kernels, run_with_peak_memory
 from bertbench.measure.timing import Latency, time_interleaved
-from bertbench.spec.config import TimingPlan
+from bertbench.spec.config import RunConfig, TimingPlan
 
 Call = Callable[[], object]
 
@@ -42,11 +42,16 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Variant:
+    """One way of timing a call; VARIANTS lists them in the order a point measures them."""
+
     name: str  # loop, graph or compiled: the suffix of its columns
     label: str  # how a detail names it
     prepare: Callable[[Call, torch.device], Prepared]
     context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     failure_prefix: str = ""
+    enabled: Callable[[RunConfig], bool] = lambda config: True  # whether a run asks for it
+    replays: bool = False  # replays the loop's kernels: graph-ready calls, outputs copied, the same kernels asked
+    setup_column: str | None = None  # a row column for its set-up seconds (compile_s)
 
 
 def _loop(call: Call, device: torch.device) -> Prepared:
@@ -79,8 +84,32 @@ def _dynamo_fresh() -> Iterator[None]:
 
 
 LOOP = Variant("loop", "loop", _loop)
-GRAPH = Variant("graph", "cuda graph", _graph, failure_prefix="capture failed: ")
-COMPILED = Variant("compiled", "torch.compile", _compiled, _dynamo_fresh, "compile failed: ")
+GRAPH = Variant(
+    "graph", "cuda graph", _graph, failure_prefix="capture failed: ", enabled=lambda c: c.cuda_graphs, replays=True
+)
+COMPILED = Variant(
+    "compiled",
+    "torch.compile",
+    _compiled,
+    _dynamo_fresh,
+    "compile failed: ",
+    enabled=lambda c: c.compile,
+    setup_column="compile_s",
+)
+VARIANTS: list[Variant] = [LOOP, GRAPH, COMPILED]  # the loop first: only what ran there goes on to the others
+
+
+def register(variant: Variant) -> Variant:
+    """Add a variant (its columns latency_ms_<name>[_baseline], speedup_<name>_pct and
+    attention_kernels_<name> in spec.schema.Row)."""
+    if any(v.name == variant.name for v in VARIANTS):
+        raise ValueError(f"timing variant {variant.name!r} is registered already")
+    VARIANTS.append(variant)
+    return variant
+
+
+def variants_of(config: RunConfig) -> list[Variant]:
+    return [v for v in VARIANTS if v.enabled(config)]
 
 
 def measure(
@@ -142,6 +171,6 @@ def _failure(variant: Variant, error: BaseException) -> Failure:
             "error", f"{variant.failure_prefix}recompiled more than {limit} times (beyond that it would run uncompiled)"
         )
     failure = Failure.of(error)
-    if failure.status == "unavailable" and variant is GRAPH:  # NotCapturable: the reason is the detail
+    if failure.status == "unavailable" and variant.replays:  # NotCapturable: the reason is the detail
         return failure
     return Failure(failure.status, f"{variant.failure_prefix}{one_line(error)}")

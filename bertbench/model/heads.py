@@ -1,4 +1,4 @@
-"""Task heads, model presets and attention implementations, and whether each can run here.
+"""Task heads and model presets, loaded with an attention implementation (attention.registry).
 
 Every model of one task is built from the same weights: the baseline is made (or loaded)
 first, and its state dict is loaded into each other implementation, each with a config
@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import cross_entropy
 from transformers import (
     AutoConfig,
@@ -32,9 +31,10 @@ try:  # transformers 5: skip the random initialisation of weights about to be ov
 except ImportError:  # pragma: no cover - an older 5.x initialises them, only slower
     no_init_weights = contextlib.nullcontext
 
-from bertbench.attention import varlen
+from bertbench.attention.registry import attention_context, hf_implementation
+from bertbench.attention.registry import unavailable_reason as unavailable_reason  # re-exported
 from bertbench.model.batches import PackedBatch, segments
-from bertbench.spec.catalog import FLASH_PACKAGES, NUM_LABELS, PRESETS, SDPA_BACKEND_NAMES
+from bertbench.spec.catalog import NUM_LABELS, PRESETS
 
 TASK_HEADS: dict[str, type[PreTrainedModel]] = {
     "mlm": BertForMaskedLM,
@@ -42,51 +42,6 @@ TASK_HEADS: dict[str, type[PreTrainedModel]] = {
     "token_classification": BertForTokenClassification,
     "qa": BertForQuestionAnswering,
 }
-SDPA_BACKENDS: dict[str, SDPBackend] = {name: getattr(SDPBackend, b) for name, b in SDPA_BACKEND_NAMES.items()}
-
-
-def hf_implementation(name: str) -> str:
-    """The attn_implementation transformers is asked for (sdpa-varlen: registered first)."""
-    if name == varlen.NAME:
-        return varlen.registered_name()
-    return "sdpa" if name in SDPA_BACKENDS else name
-
-
-# flex_attention's kernel and block mask are compiled by transformers on first use. Compiled for
-# static shapes they recompiled at every new batch size, seqlen and mask kind (two frames, 7-10 s a
-# point on the H100); compiled for dynamic shapes, once per seqlen and mask kind, then reused.
-FLEX_DYNAMO = {"assume_static_by_default": False, "recompile_limit": 64}
-
-
-def attention_context(name: str) -> contextlib.AbstractContextManager:
-    """The context every forward of this implementation runs in: the SDPA backend pinned, or
-    flex_attention compiled for dynamic shapes (FLEX_DYNAMO; a --compile of a flex model too)."""
-    if name == "flex_attention":
-        return torch._dynamo.config.patch(**FLEX_DYNAMO)
-    backend = SDPA_BACKENDS.get(name)
-    return sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
-
-
-def unavailable_reason(name: str, device: torch.device, dtype: torch.dtype | None = None) -> str | None:
-    """Why this implementation cannot run on this machine (in this dtype, where given), or None when it may."""
-    if name == varlen.NAME:
-        return varlen.unavailable_reason(device, dtype)
-    if name in FLASH_PACKAGES:
-        if device.type != "cuda":
-            return f"{name} needs a CUDA GPU"
-        from transformers.utils import (
-            is_flash_attn_2_available,
-            is_flash_attn_3_available,
-        )
-
-        available = is_flash_attn_2_available if name == "flash_attention_2" else is_flash_attn_3_available
-        if not available():
-            return f"{FLASH_PACKAGES[name]} is not installed or does not support this GPU"
-        if name == "flash_attention_3" and torch.cuda.get_device_capability(device)[0] != 9:
-            return "flash_attention_3 needs a Hopper GPU (sm_90)"
-    if name in ("sdpa-efficient", "sdpa-cudnn") and device.type != "cuda":
-        return f"{name} has no CPU kernel in PyTorch"
-    return None
 
 
 def preset_config(task: str, size: str) -> BertConfig:

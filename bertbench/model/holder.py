@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
+from bertbench.attention import registry
 from bertbench.measure.failures import Failure, one_line, release_memory
 from bertbench.model.batches import Batch, PackedBatch, make_batch, pack
 from bertbench.model.heads import (
-    SDPA_BACKENDS,
     LoadedModel,
     evaluated,
     load_baseline,
@@ -25,7 +25,7 @@ from bertbench.model.heads import (
     unavailable_reason,
     with_prepared_mask,
 )
-from bertbench.spec.catalog import NUM_LABELS, VARLEN
+from bertbench.spec.catalog import NUM_LABELS
 from bertbench.spec.config import GridPoint, RunConfig
 
 BASELINE = "(baseline)"  # the baseline's key among a point's calls; no implementation is named so
@@ -74,8 +74,8 @@ class TaskModels:
                 release_memory(device)
         for name in config.implementations:
             reason = unavailable_reason(name, device, dtype)
-            if reason is None and config.packed and name not in VARLEN:
-                reason = f"{name} has no variable-length path; --packed runs {', '.join(VARLEN)}"
+            if reason is None and config.packed and not registry.get(name).packed:
+                reason = f"{name} has no variable-length path; --packed runs {', '.join(registry.packed_names())}"
             if reason is not None:
                 self.failed[name] = Failure("unavailable", reason)
                 continue
@@ -96,8 +96,8 @@ class TaskModels:
     def runs_label(self, name: str) -> str:
         """What the implementation's model really runs, with the SDPA backend it is pinned to."""
         loaded = self.models[name]
-        backend = SDPA_BACKENDS.get(name)
-        return f"{loaded.runs}[{backend.name}]" if backend is not None else loaded.runs
+        backend = registry.get(name).sdpa_backend
+        return f"{loaded.runs}[{backend}]" if backend is not None else loaded.runs
 
     def inputs(self, point: GridPoint, pending: list[str]) -> PointInputs:
         """The batch of one point and the calls of the baseline and each pending implementation."""

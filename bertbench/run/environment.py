@@ -42,6 +42,7 @@ def versions(device: torch.device) -> dict[str, str]:
         "torch": torch.__version__,
         "transformers": package_version("transformers"),
         "flash_attn": package_version("flash_attn") or package_version("flash-attn"),
+        "flash_attn_3": package_version("flash_attn_3"),
         "cuda": (torch.version.cuda or "") if device.type == "cuda" else "",
         "git_commit": git_commit(),
     }
@@ -128,7 +129,6 @@ def manifest(config: RunConfig, run_id: str, peak_tflops: float, world_size: int
         "world_size": world_size,
         "environment": {
             **versions(device),
-            "flash_attn_3": package_version("flash_attn_3"),
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpu": cpu_model(),

@@ -16,11 +16,11 @@ import torch
 from bertbench.measure.energy_use import Energy, measure_energy
 from bertbench.measure.failures import Failure, release_memory, return_cached
 from bertbench.measure.probes import agreement, compared_values, forward_flops
-from bertbench.measure.variants import COMPILED, GRAPH, LOOP, Outcome, Variant, measure
+from bertbench.measure.variants import LOOP, Outcome, Variant, measure, variants_of
 from bertbench.model.batches import unpack
 from bertbench.model.heads import per_token, task_logits
 from bertbench.model.holder import BASELINE, TaskModels
-from bertbench.spec.config import GridPoint, RunConfig
+from bertbench.spec.config import GridPoint
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,6 @@ def known_kernels(models: TaskModels, variant: Variant, point: GridPoint, mask_p
     return {**models.loop_kernels.get((point.max_seqlen, mask_passed), {}), **UNPROFILED}
 
 
-def variants_of(config: RunConfig) -> list[Variant]:
-    return [LOOP, *([GRAPH] if config.cuda_graphs else []), *([COMPILED] if config.compile else [])]
-
-
 def measure_point(
     models: TaskModels, point: GridPoint, pending: list[str], between: Callable[[], object] | None = None
 ) -> PointResult:
@@ -109,7 +105,7 @@ def measure_point(
             release_memory(device)
     keys = list(inputs.calls)
     for variant in variants_of(config):
-        calls = inputs.graph_ready if variant is GRAPH else inputs.calls
+        calls = inputs.graph_ready if variant.replays else inputs.calls
         outcomes = measure(
             variant,
             {k: calls[k] for k in keys},
@@ -125,9 +121,7 @@ def measure_point(
                 result.timed_s += outcome.latency.total_s
                 output = inputs.parity[key]() if variant is LOOP and config.mode == "train" else outcome.output
                 # a graph's output buffers belong to the graph: copied before it is freed
-                logits[key] = [
-                    t.detach().clone() if variant is GRAPH else t.detach() for t in task_logits(task, output)
-                ]
+                logits[key] = [t.detach().clone() if variant.replays else t.detach() for t in task_logits(task, output)]
         baseline = logits.get(BASELINE)
         if variant is LOOP and config.dtype == "fp32":
             exact = baseline  # a float32 run: the baseline is the reference

@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from bertbench.measure import variants
 from bertbench.measure.failures import Failure
 from bertbench.measure.probes import reference_floor, reference_limit, tolerance
-from bertbench.measure.variants import GRAPH
+from bertbench.measure.variants import Variant
 from bertbench.model.holder import BASELINE, TaskModels
 from bertbench.run.point import Measured, Parity, PointResult
 from bertbench.spec.config import GridPoint, RunConfig
@@ -109,8 +110,8 @@ def point_rows(template: Row, models: TaskModels, result: PointResult, pending: 
         row, notes = _loop_columns(row, mine, base, result, check)
         if result.energy:
             row = _energy_columns(row, result, name, notes)
-        for variant, outcomes in result.variants.items():
-            if variant != "loop":
+        for variant in variants.VARIANTS[1:]:  # the loop's columns are the row's own
+            if (outcomes := result.variants.get(variant.name)) is not None:
                 row = _variant_columns(row, variant, outcomes.get(name), outcomes.get(BASELINE), notes, check)
         rows.append(replace(row, detail="; ".join(notes)))
     return rows
@@ -215,36 +216,36 @@ def _energy_columns(row: Row, result: PointResult, name: str, notes: list[str]) 
     return replace(row, **columns)
 
 
-def _variant_columns(row: Row, variant: str, mine, base, notes: list[str], check: ParityCheck) -> Row:
+def _variant_columns(row: Row, variant: Variant, mine, base, notes: list[str], check: ParityCheck) -> Row:
     """The CUDA-graph or compiled columns of one implementation's row.
 
     A variant that failed (for the implementation or the baseline) leaves its columns empty
     and says why in `detail`; one whose logits disagree with the baseline's makes the row a
     mismatch.
     """
-    label = GRAPH.label if variant == "graph" else "torch.compile"
+    label, name = variant.label, variant.name
     columns: dict = {}
     if isinstance(base, Measured):
-        columns[f"latency_ms_{variant}_baseline"] = base.outcome.latency.median
-        if variant == "compiled":
-            columns["compile_s_baseline"] = base.outcome.setup_s
+        columns[f"latency_ms_{name}_baseline"] = base.outcome.latency.median
+        if variant.setup_column:
+            columns[f"{variant.setup_column}_baseline"] = base.outcome.setup_s
     elif isinstance(base, Failure):
         notes.append(f"{label} of the baseline {base.status}: {base.detail}")
     if isinstance(mine, Failure):
         notes.append(f"{label} {mine.status}: {mine.detail}")
     elif isinstance(mine, Measured):
         median = mine.outcome.latency.median
-        columns[f"latency_ms_{variant}"] = median
-        columns[f"attention_kernels_{variant}"] = mine.outcome.kernels
+        columns[f"latency_ms_{name}"] = median
+        columns[f"attention_kernels_{name}"] = mine.outcome.kernels
         # a capture should hold the loop's kernels (a compiler may generate its own: not compared)
-        same_kernels = variant != "graph" or mine.outcome.kernels == row.attention_kernels
+        same_kernels = not variant.replays or mine.outcome.kernels == row.attention_kernels
         if not same_kernels:  # e.g. transformers builds an SDPA mask while capturing and SDPA falls back to math
             notes.append(f"{label} ran {mine.outcome.kernels} where the loop ran {row.attention_kernels}: not compared")
         elif isinstance(base, Measured):
-            columns[f"speedup_{variant}_pct"] = speedup_pct(base.outcome.latency.median, median)
-        if variant == "compiled":
-            columns["compile_s"] = mine.outcome.setup_s
-        elif same_kernels:
+            columns[f"speedup_{name}_pct"] = speedup_pct(base.outcome.latency.median, median)
+        if variant.setup_column:
+            columns[variant.setup_column] = mine.outcome.setup_s
+        elif same_kernels and variant.replays:
             columns["launch_bound"] = row.latency_ms >= LAUNCH_BOUND_RATIO * median
         if (failure := check.failure(mine.parity, label, check.ref_err_baseline(base))) is not None:
             columns["status"] = "mismatch"

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, fields
 
 from bertbench.spec.figures import STATUSES as STATUSES  # re-exported: the schema's status values
 
-SCHEMA_VERSION = 4  # 1: to cuda_graphs/compile; 2: + git_commit; 3: + seed ...; 4: + host_share, host_bound ...
+SCHEMA_VERSION = (
+    5  # 1: to cuda_graphs/compile; 2: + git_commit; 3: + seed ...; 4: + host_share, host_bound ...; 5: + flash_attn_3
+)
 
 
 def col(doc: str):
@@ -112,6 +114,7 @@ class Row:
     torch: str | None = col("PyTorch version")
     transformers: str | None = col("transformers version")
     flash_attn: str | None = col("flash-attn version, when installed")
+    flash_attn_3: str | None = col("flash_attn_3 (FlashAttention-3) version, when installed")
     cuda: str | None = col("CUDA version PyTorch was built with (GPU runs)")
     git_commit: str | None = col("commit of this repository, when run from a clone")
 

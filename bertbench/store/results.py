@@ -34,7 +34,7 @@ from bertbench.store.csvfile import HeaderMismatch as HeaderMismatch
 from bertbench.store.csvfile import Scan as Scan
 
 # --resume: these statuses are final; "unavailable" is, where these versions are the same.
-SETTLED_BY = ("torch", "transformers", "flash_attn", "cuda")
+SETTLED_BY = ("torch", "transformers", "flash_attn", "flash_attn_3", "cuda")
 Notice = Callable[[str], None]
 
 
@@ -75,7 +75,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def done_for_resume(row: Mapping[str, str], versions: Mapping[str, str] | None) -> bool:
     """ok and mismatch rows are measurements; an unavailable row is final for the same
-    torch, transformers, flash-attn and CUDA (what decides availability for a key)."""
+    torch, transformers, flash-attn, flash_attn_3 and CUDA (what decides availability for a key)."""
     if row["status"] in MEASURED:
         return True
     return (
