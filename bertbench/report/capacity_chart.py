@@ -1,43 +1,16 @@
 """Capacity rows and their chart: from <results-dir>/capacity/<task>.csv (written by --capacity), the
 largest batch that fits per task, mode, max seqlen and implementation, one panel per task and
 mode, bars labelled with the batch and, for an implementation, its ratio to the
-baseline's. No torch here, as in the rest of plotting: capacity_run writes through these paths too.
+baseline's. The file itself: store/capacity_file.py. No torch here, as in the rest of plotting.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from bertbench.spec.catalog import TASKS
 from bertbench.spec.figures import baseline_label
-
-NEEDED = {"task", "mode", "max_seqlen", "attn_implementation", "baseline", "largest_batch", "status"}
-
-
-def capacity_path(output_dir: Path, task: str) -> Path:
-    return output_dir / "capacity" / f"{task}.csv"
-
-
-def read_capacity(path: Path) -> list[dict[str, str]]:
-    """The rows of one capacity file; none when there is no file."""
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def read_rows(results_dir: Path) -> list[dict[str, str]]:
-    """Every capacity row under results_dir/capacity/, tasks in catalog order; a file that
-    cannot be read as a CSV of capacity rows is left out."""
-    rows = []
-    for task in TASKS:
-        try:
-            found = read_capacity(capacity_path(results_dir, task))
-        except (OSError, UnicodeDecodeError, csv.Error):
-            continue
-        rows += [r for r in found if r.keys() >= NEEDED and None not in r.values() and r["max_seqlen"].isdigit()]
-    return rows
+from bertbench.store.capacity_file import read_rows as read_rows  # re-exported: what the chart draws
 
 
 def latest(rows: list[dict[str, str]]) -> dict[tuple[str, str, str, str, str], dict[str, str]]:

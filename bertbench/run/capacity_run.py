@@ -9,29 +9,22 @@ the file rewritten whole (a temporary file, then a rename) with the earlier rows
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import torch
 
 from bertbench.measure.capacity import CapacityResult, MemoryModel, largest_batch, oom_probe
 from bertbench.measure.failures import frozen_heap
 from bertbench.model.holder import BASELINE, TaskModels
-from bertbench.report.capacity_chart import capacity_path, read_capacity
 from bertbench.run.console import Progress
 from bertbench.run.rows import RunFacts
 from bertbench.spec.config import GridPoint, RunConfig
 from bertbench.spec.figures import baseline_label
+from bertbench.store.capacity_file import capacity_path, save
+from bertbench.store.capacity_file import read_capacity as read_capacity  # re-exported
 
-COLUMNS = (
-    "timestamp", "run_id", "task", "model", "attn_implementation", "baseline", "device", "dtype", "mode", "packed",
-    "max_seqlen", "largest_batch", "smallest_failure", "probes", "status", "detail", "bertbench", "torch",
-    "transformers", "flash_attn",
-)  # fmt: skip
 PRECISION = 1 / 32  # bisection stops within 3 % of the largest fit: probes at large batches take seconds
 
 
@@ -62,7 +55,7 @@ def run_capacity(config: RunConfig, facts: RunFacts, limit: int) -> list[dict[st
                         bar.advance(f"{task} {name} x {seqlen}")
                 finally:
                     models.close()
-            _save(capacity_path(config.output_dir, task), rows)
+            save(capacity_path(config.output_dir, task), rows)
             written += rows
     return written
 
@@ -126,17 +119,6 @@ def _row(facts: RunFacts, config: RunConfig, task: str, key: str, seqlen: int, f
         "status": found.status,
         "detail": found.detail,
     }
-
-
-def _save(path: Path, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with partial.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in [*read_capacity(path), *rows]:
-            writer.writerow({c: row.get(c, "") for c in COLUMNS})
-    partial.replace(path)
 
 
 def summarize(rows: list[dict[str, str]]) -> str:

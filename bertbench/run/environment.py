@@ -21,6 +21,7 @@ import torch
 
 from bertbench import __version__
 from bertbench.spec.config import RunConfig
+from bertbench.store.csvfile import replace_with
 
 
 def package_version(name: str) -> str:
@@ -141,11 +142,9 @@ def manifest(config: RunConfig, run_id: str, peak_tflops: float, world_size: int
 
 
 def write_manifest(output_dir: Path, data: dict) -> Path:
-    """<output-dir>/runs/<run_id>.json, written whole (a temporary file, then a rename)."""
+    """<output-dir>/runs/<run_id>.json, written whole in one step (csvfile.replace_with)."""
     folder = output_dir / "runs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{data['run_id']}.json"
-    partial = path.with_suffix(".json.tmp")
-    partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    partial.replace(path)
+    replace_with(path, (json.dumps(data, indent=2, default=str) + "\n").encode(), "manifest")
     return path

@@ -269,13 +269,14 @@ def write_new(path: Path, data: bytes) -> None:
 
 
 def replace_with(path: Path, data: bytes, purpose: str) -> None:
-    """Put data at path in one step: a temporary file beside it (the same permissions),
-    fsynced, renamed over it."""
+    """Put data at path in one step, the one atomic write of the package: a temporary file
+    beside it (with the permissions of the file it replaces, if any), fsynced, renamed over it."""
     temp = temp_beside(path, purpose)
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            os.fchmod(fd, os.stat(path).st_mode & 0o7777)
+            if path.exists():
+                os.fchmod(fd, os.stat(path).st_mode & 0o7777)
             write_all(fd, data)
             os.fsync(fd)
         finally:
