@@ -170,24 +170,13 @@ for _name, _backend, _cpu in (
             fused_ops=(SDPA_OP,),
         )
     )
-register(
-    Implementation(
-        "flash_attention_2",
-        "flash_attention_2",
-        unavailable=_flash("flash_attention_2", "flash_attn", hopper=False),
-        packed=True,
-        fused_ops=(FLASH_OP,),
+for _name, _package, _hopper in (
+    ("flash_attention_2", "flash_attn", False),
+    ("flash_attention_3", "flash_attn_3", True),
+):
+    register(
+        Implementation(_name, _name, unavailable=_flash(_name, _package, _hopper), packed=True, fused_ops=(FLASH_OP,))
     )
-)
-register(
-    Implementation(
-        "flash_attention_3",
-        "flash_attention_3",
-        unavailable=_flash("flash_attention_3", "flash_attn_3", hopper=True),
-        packed=True,
-        fused_ops=(FLASH_OP,),
-    )
-)
 # Seconds of compiling at each new shape and mask kind (the QA sweep 117 s on the H100): with it a
 # ./run_bert.sh head took 233-290+ s against ~137 s, so `all` leaves it out. Named, it runs.
 register(Implementation("flex_attention", "flex_attention", context=_flex_context, in_all=False))
