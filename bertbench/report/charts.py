@@ -1,19 +1,18 @@
 """Charts of one results folder: per task, per max seqlen and metric, one panel per pad fraction.
 
-Colour and marker are the implementation (Okabe-Ito colours, safe for colour-blind readers and
-told apart by their markers in grey print too), the same in every chart of a run; the baseline
-is black. Bars span p10-p90 over the timed calls; a speedup's bar spans baseline p10 /
-implementation p90 to baseline p90 / implementation p10, so it crosses 0 exactly where the two
-latencies' p10-p90 ranges overlap (older rows, without the baseline's p10/p90, get the
-implementation's spread only, and the chart says so). Hollow markers: a noisy row (IQR above 10 %
-of the median) or a launch-bound one (the Python loop at least 1.5 x the CUDA-graph replay). A
-black x on the axis: the baseline failed there (oom, error), so there is no speedup and no baseline
-throughput. Metrics with no data (peak memory on the CPU) get no file and no column.
+seaborn lays out the panels (a FacetGrid: pad fractions wrapped three a row; in combined, max
+seqlens by metrics); its hue is the series, in one colour and marker each (Okabe-Ito colours, safe
+for colour-blind readers, told apart by their markers in grey print too) the same in every chart
+of a run; the baseline is black. Bars span p10-p90 over the timed calls; a speedup's bar spans
+baseline p10 / impl. p90 to baseline p90 / impl. p10, so it crosses 0 exactly where the two
+latencies' p10-p90 ranges overlap (older rows, without the baseline's p10/p90, get the impl.'s
+spread only, and the chart says so). Hollow markers: a noisy or host-bound row (NOISY_REL_IQR,
+HOST_BOUND_SHARE: spec/figures.py). A black x on the axis: the baseline failed there (oom, error),
+so no speedup and no baseline throughput. Metrics with no data (CPU peak memory): no file, no column.
 """
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import re
@@ -30,12 +29,14 @@ from bertbench.report.load import TaskData
 
 matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt
+import seaborn as sns  # imports pyplot: after the backend is chosen
+from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullLocator
 
 from bertbench.spec.figures import HOST_BOUND_SHARE, NOISY_REL_IQR, speedup_pct
 
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+OKABE_ITO = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442")  # as to_hex writes
 BASELINE_COLOR = "#000000"
 MARKERS = "osD^vPXh<>p"
 PAD_STYLES = ("-", (0, (4, 2)))  # combined.png: the grid's lowest and highest pad fraction
@@ -62,16 +63,9 @@ METRICS = (
     Metric("speedup_graph", "speedup_graph_pct", "speedup vs {b},\nboth CUDA graphs (%)", title="speedup, CUDA graphs"),
     Metric("speedup_compiled", "speedup_compiled_pct", "speedup vs {b},\nboth compiled (%)", title="speedup, compiled"),
     Metric("mem_saved", "mem_saved_pct", "peak memory saved\nvs {b} (%)", title="memory saved"),
-    Metric(
-        "throughput",
-        "tokens_per_s",
-        "real tokens per second",
-        log=True,
-        bars=True,
-        baseline_line=True,
-        title="throughput",
-    ),
-)
+    Metric("throughput", "tokens_per_s", "real tokens per second", log=True, bars=True, baseline_line=True,
+           title="throughput"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -211,91 +205,104 @@ def _save(fig, stem: Path, formats: tuple[str, ...]) -> list[Path]:
     return paths
 
 
+class _Grid(sns.FacetGrid):  # seaborn's facets; hue: the series, in the run's colour and marker of each
+    def __init__(self, frame: pd.DataFrame, styles: dict[str, Style], **facets) -> None:
+        order = [s for s in styles if s in set(frame["series"])]
+        super().__init__(frame, hue="series", hue_order=order, palette={s: styles[s].color for s in order},
+                         hue_kws={"marker": [styles[s].marker for s in order]}, despine=False, **facets)  # fmt: skip
+
+    def tight_layout(self, *args, **kwargs) -> _Grid:  # laid out once, when complete: not after __init__ and
+        return self  # each map_* as seaborn does (each pass measures every text of the figure)
+
+
+def _dodge(frame: pd.DataFrame, styles: dict[str, Style], by: str) -> pd.DataFrame:
+    """x: the batch size, each line (series, pad fraction) of a panel shifted a little, so bars stay apart."""
+    parts = []
+    for _, panel in frame.groupby(by, sort=False):
+        lines = [(s, p) for s in styles if s in set(panel["series"]) for p in sorted(panel["pad_fraction"].unique())]
+        k = np.array([lines.index(line) for line in zip(panel["series"], panel["pad_fraction"], strict=True)])
+        parts.append(panel.assign(x=panel["batch_size"] * 2 ** ((k - (len(lines) - 1) / 2) * 0.06)))
+    return pd.concat(parts) if parts else frame.assign(x=frame["batch_size"])
+
+
 def _seqlen_figure(d: TaskData, m: Metric, frame: pd.DataFrame, seqlen: int, styles, limits) -> plt.Figure:
     pads = sorted(frame.loc[frame["y"].notna(), "pad_fraction"].unique())
+    frame = _dodge(frame[frame["pad_fraction"].isin(pads)], styles, "pad_fraction")
     ncols = min(len(pads), 3)
-    nrows = math.ceil(len(pads) / ncols)
-    spare = nrows * ncols - len(pads)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols + (1.9 if not spare else 0), 2.3 * nrows + 0.5),
-                             squeeze=False, sharex=True, sharey=True)  # fmt: skip
-    flat = list(axes.flat)
-    for ax, pad in zip(flat, pads, strict=False):
-        _draw(ax, frame[frame["pad_fraction"] == pad], m, styles, limits, [(pad, "-")])
+    nrows, spare = -(-len(pads) // ncols), len(pads) % ncols
+    g = _Grid(frame, styles, col="pad_fraction", col_order=pads, col_wrap=ncols)
+    g.figure.set_size_inches(2.7 * ncols + (0 if spare else 1.9), 2.3 * nrows + 0.5)  # the legend: beside, or in a slot
+    g.map_dataframe(_series, linestyles=dict.fromkeys(pads, "-"))
+    for i, (pad, ax) in enumerate(g.axes_dict.items()):
+        _finish(ax, frame[frame["pad_fraction"] == pad], m, limits)
         ax.set_title(pad_label(frame, pad))
-    for ax in axes[:, 0]:
-        ax.set_ylabel(m.label.format(b=d.setup["baseline"]))
-    for ax in flat[len(pads) - ncols if spare else (nrows - 1) * ncols :]:
-        ax.set_xlabel("batch size")
-        ax.xaxis.set_tick_params(labelbottom=True)
+        ax.tick_params(axis="y", which="both", labelleft=i % ncols == 0)  # seaborn hides the major labels only
+    g.set_axis_labels("batch size", m.label.format(b=d.setup["baseline"]))
     s = d.setup
-    fig.suptitle(f"{d.task} · {s['model']} · {s['dtype']} · {s['device']} · max seqlen {seqlen}", fontsize=9)
-    handles = _handles(frame, styles, {})
+    g.figure.suptitle(f"{d.task} · {s['model']} · {s['dtype']} · {s['device']} · max seqlen {seqlen}", fontsize=9)
+    g.figure.tight_layout()
+    place = {"loc": "center left", "bbox_to_anchor": (1.0, 0.5)}
     if spare:
-        for ax in flat[len(pads) :]:
-            ax.axis("off")
-        flat[-1].legend(handles=handles, loc="center", frameon=False)
-    else:
-        fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.tight_layout()
+        free, right, last = (g.axes[i].get_position() for i in (spare, ncols - 1, -1))
+        place = {"loc": "center", "bbox_to_anchor": ((free.x0 + right.x1) / 2, (last.y0 + last.y1) / 2)}
+    g.figure.legend(handles=_handles(frame, styles, {}), frameon=False, **place)
     if m.bars:
-        fig.text(0.01, -0.01, caption(d, [m]), fontsize=6.5, color="dimgray", ha="left", va="top")
-    return fig
+        g.figure.text(0.01, -0.01, caption(d, [m]), fontsize=6.5, color="dimgray", ha="left", va="top")
+    return g.figure
 
 
 def _combined(d: TaskData, metrics: list[Metric], frames: dict, styles, limits) -> plt.Figure:
     """Every metric (columns) at every max seqlen (rows), at the grid's lowest and highest pad fraction."""
     seqlens = sorted(d.rows["max_seqlen"].unique())
-    grid_pads = sorted(d.rows["pad_fraction"].unique())
-    pads = list(dict.fromkeys([grid_pads[0], grid_pads[-1]]))
-    pad_styles = list(zip(pads, PAD_STYLES, strict=False))
-    fig, axes = plt.subplots(len(seqlens), len(metrics), figsize=(3.3 * len(metrics), 2.5 * len(seqlens) + 0.9),
-                             squeeze=False, sharex=True)  # fmt: skip
-    for i, seqlen in enumerate(seqlens):
-        for j, m in enumerate(metrics):
-            frame = frames[m.stem]
-            frame = frame[(frame["max_seqlen"] == seqlen) & frame["pad_fraction"].isin(pads)]
-            ax = axes[i][j]
-            if frame["y"].notna().any():
-                _draw(ax, frame, m, styles, limits[m.stem], pad_styles)
-            else:
-                ax.text(0.5, 0.5, "not measured at this seqlen", transform=ax.transAxes, ha="center", color="gray")
-            ax.set_title(f"max seqlen {int(seqlen)}: {m.title}")
-            ax.set_ylabel(m.label.format(b=d.setup["baseline"]))
-    for ax in axes[-1]:
-        ax.set_xlabel("batch size")
+    pads = sorted({d.rows["pad_fraction"].min(), d.rows["pad_fraction"].max()})
+    linestyles = dict(zip(pads, PAD_STYLES, strict=False))
+    frame = pd.concat([_dodge(frames[m.stem][frames[m.stem]["pad_fraction"].isin(pads)], styles, "max_seqlen")
+                       .assign(metric=m.stem) for m in metrics], ignore_index=True)  # fmt: skip
+    g = _Grid(frame, styles, row="max_seqlen", row_order=seqlens, col="metric", col_order=[m.stem for m in metrics],
+              sharey=False)  # fmt: skip
+    g.figure.set_size_inches(3.3 * len(metrics), 2.5 * len(seqlens) + 0.9)
+    g.map_dataframe(_series, linestyles=linestyles)
+    by_stem = {m.stem: m for m in metrics}
+    for (seqlen, stem), ax in g.axes_dict.items():
+        m, panel = by_stem[stem], frame[(frame["max_seqlen"] == seqlen) & (frame["metric"] == stem)]
+        if panel["y"].notna().any():
+            _finish(ax, panel, m, limits[stem])
+        else:
+            ax.text(0.5, 0.5, "not measured at this seqlen", transform=ax.transAxes, ha="center", color="gray")
+        ax.set_title(f"max seqlen {int(seqlen)}: {m.title}")
+        ax.set_ylabel(m.label.format(b=d.setup["baseline"]))
+    g.set_xlabels("batch size")
     s = d.setup
-    fig.suptitle(f"{d.task} · {s['model']} · {s['dtype']} · {s['device']} · baseline {s['baseline']}", fontsize=10)
-    every = pd.concat([frames[m.stem][frames[m.stem]["pad_fraction"].isin(pads)] for m in metrics])
-    handles = _handles(every, styles, {f"pad {p * 100:g} %": ls for p, ls in pad_styles})
-    fig.tight_layout()
-    legend = fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 5),
-                        frameon=False, title=caption(d, metrics) or None, title_fontsize=6.5)  # fmt: skip
+    g.figure.suptitle(f"{d.task} · {s['model']} · {s['dtype']} · {s['device']} · baseline {s['baseline']}", fontsize=10)
+    handles = _handles(frame, styles, {f"pad {p * 100:g} %": ls for p, ls in linestyles.items()})
+    g.figure.tight_layout()
+    legend = g.figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 5),
+                             frameon=False, title=caption(d, metrics) or None, title_fontsize=6.5)  # fmt: skip
     legend.get_title().set_color("dimgray")
-    return fig
+    return g.figure
 
 
-def _draw(ax, frame: pd.DataFrame, m: Metric, styles: dict[str, Style], limits, pad_styles: list) -> None:
-    """One line per series (and pad fraction): p10-p90 bars, hollow markers, a black x where the baseline failed."""
-    lines = [(s, p, ls) for s in styles for p, ls in pad_styles if s in set(frame["series"])]
-    for k, (series, pad, linestyle) in enumerate(lines):
-        group = frame[(frame["series"] == series) & (frame["pad_fraction"] == pad)].dropna(subset=["y"])
-        group = group.sort_values("batch_size")
-        if group.empty:
-            continue
-        style = styles[series]
-        x = group["batch_size"] * 2 ** ((k - (len(lines) - 1) / 2) * 0.06)  # dodged, so bars stay apart
-        y = group["y"]
-        ax.plot(x, y, color=style.color, linestyle=linestyle, linewidth=1.2)
-        if m.bars:
+def _series(data: pd.DataFrame, *, linestyles: dict, color, marker: str, label: str) -> None:
+    """One series in one panel, its colour and marker from seaborn's hue: a line per pad fraction,
+    p10-p90 bars where the frame has them, hollow markers for noisy and host-bound points."""
+    ax, color = plt.gca(), to_hex(color)
+    for pad, group in data.dropna(subset=["y"]).sort_values("batch_size").groupby("pad_fraction"):
+        x, y = group["x"], group["y"]
+        ax.plot(x, y, color=color, linestyle=linestyles[pad], linewidth=1.2)
+        if group[["lo", "hi"]].notna().any(axis=None):
             low, high = (y - group["lo"]).clip(lower=0), (group["hi"] - y).clip(lower=0)
-            ax.errorbar(x, y, yerr=[low.fillna(0), high.fillna(0)], fmt="none", ecolor=style.color, elinewidth=0.8,
+            ax.errorbar(x, y, yerr=[low.fillna(0), high.fillna(0)], fmt="none", ecolor=color, elinewidth=0.8,
                         capsize=1.5, alpha=0.75)  # fmt: skip
         hollow = (group["noisy"] | group["launch_bound"]).to_numpy(dtype=bool)
-        for mask, face in ((~hollow, style.color), (hollow, "white")):
+        for mask, face in ((~hollow, color), (hollow, "white")):
             if mask.any():
-                ax.plot(x[mask], y[mask], linestyle="none", marker=style.marker, markersize=4.2,
-                        markerfacecolor=face, markeredgecolor=style.color, markeredgewidth=1.0)  # fmt: skip
-    failed = frame[(frame["baseline_status"] != "ok") & (frame["y"].isna() | m.baseline_line)]
+                ax.plot(x[mask], y[mask], linestyle="none", marker=marker, markersize=4.2, markerfacecolor=face,
+                        markeredgecolor=color, markeredgewidth=1.0)  # fmt: skip
+
+
+def _finish(ax, panel: pd.DataFrame, m: Metric, limits) -> None:
+    """A black x where the baseline failed, the axes' scales, ticks, the shared y-range and the grid."""
+    failed = panel[(panel["baseline_status"] != "ok") & (panel["y"].isna() | m.baseline_line)]
     if not failed.empty:  # the implementation ran, the baseline did not: nothing to compare with
         at = failed["batch_size"].unique()
         ax.plot(at, [0.03] * len(at), linestyle="none", marker="x", color=BASELINE_COLOR, markersize=6,
@@ -303,7 +310,7 @@ def _draw(ax, frame: pd.DataFrame, m: Metric, styles: dict[str, Style], limits, 
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticks(sorted(frame["batch_size"].unique()))
+    ax.set_xticks(sorted(panel["batch_size"].unique()))
     if m.log:
         ax.set_yscale("log")
     else:
@@ -315,9 +322,8 @@ def _draw(ax, frame: pd.DataFrame, m: Metric, styles: dict[str, Style], limits, 
 
 def _handles(frame: pd.DataFrame, styles: dict[str, Style], pads: dict[str, object]) -> list:
     drawn = frame[frame["y"].notna()]
-    present = set(drawn["series"])
     handles = [Line2D([], [], color=s.color, marker=s.marker, markersize=4.5, label=name)
-               for name, s in styles.items() if name in present]  # fmt: skip
+               for name, s in styles.items() if name in set(drawn["series"])]  # fmt: skip
     handles += [Line2D([], [], color="dimgray", linestyle=ls, label=label) for label, ls in pads.items()]
     why = [text for column, text in HOLLOW.items() if drawn[column].any()]
     if why:
