@@ -34,14 +34,15 @@ from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from bertbench.spec.figures import HOST_BOUND_SHARE, NOISY_REL_IQR, speedup_pct
+from bertbench.spec.figures import HOST_BOUND_SHARE, NOISY_REL_IQR, per_second, speedup_pct
 
 OKABE_ITO = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442")  # as to_hex writes
 BASELINE_COLOR = "#000000"
 MARKERS = "osD^vPXh<>p"
 PAD_STYLES = ("-", (0, (4, 2)))  # combined.png: the grid's lowest and highest pad fraction
 DPI = 130
-HOLLOW = {"noisy": "noisy (IQR > 10 % of median)", "launch_bound": "host-bound (the host set the latency)"}
+HOLLOW = {"noisy": f"noisy (IQR > {NOISY_REL_IQR * 100:g} % of median)",
+          "launch_bound": "host-bound (the host set the latency)"}  # fmt: skip
 RC = {"svg.fonttype": "none", "svg.hashsalt": "bertbench", "font.size": 8, "axes.titlesize": 8.5,
       "axes.labelsize": 8, "legend.fontsize": 7.5, "xtick.labelsize": 7, "ytick.labelsize": 7}  # fmt: skip
 CHART_FILE = re.compile(r"(seqlen_\d+_[a-z_]+|combined)\.(png|svg)")
@@ -103,7 +104,7 @@ def metric_frame(d: TaskData, m: Metric) -> pd.DataFrame:
         lo, hi = speedup_pct(base_lo, r["latency_ms_p90"]), speedup_pct(base_hi, r["latency_ms_p10"])
         noisy = r["noisy"].eq(True)
     elif m.stem == "throughput":
-        lo, hi = r["real_tokens"] / r["latency_ms_p90"] * 1e3, r["real_tokens"] / r["latency_ms_p10"] * 1e3
+        lo, hi = per_second(r["real_tokens"], r["latency_ms_p90"]), per_second(r["real_tokens"], r["latency_ms_p10"])
         noisy = (r["rel_iqr"] > NOISY_REL_IQR).where(r["rel_iqr"].notna(), r["noisy"].eq(True)).astype(bool)
     frame = pd.DataFrame({
         "series": r["series"], "batch_size": r["batch_size"], "max_seqlen": r["max_seqlen"],
@@ -114,12 +115,11 @@ def metric_frame(d: TaskData, m: Metric) -> pd.DataFrame:
     if m.baseline_line:
         base = r[r["latency_ms_baseline"].notna()].drop_duplicates(subset=["batch_size", "max_seqlen",
                                                                             "pad_fraction", "mode"])  # fmt: skip
-        tokens = base["real_tokens"] * 1e3
+        y, lo, hi = (per_second(base["real_tokens"], base[f"latency_ms_baseline{s}"]) for s in ("", "_p90", "_p10"))
         frame = pd.concat([frame, pd.DataFrame({
             "series": d.baseline_series + (base["mode"] == "train").map({True: " train", False: ""}),
             "batch_size": base["batch_size"], "max_seqlen": base["max_seqlen"], "pad_fraction": base["pad_fraction"],
-            "pad_real": base["pad_fraction_real"], "mode": base["mode"], "y": tokens / base["latency_ms_baseline"],
-            "lo": tokens / base["latency_ms_baseline_p90"], "hi": tokens / base["latency_ms_baseline_p10"],
+            "pad_real": base["pad_fraction_real"], "mode": base["mode"], "y": y, "lo": lo, "hi": hi,
             "noisy": base["rel_iqr_baseline"] > NOISY_REL_IQR,
             "launch_bound": base["host_share_baseline"] >= HOST_BOUND_SHARE,
             "baseline_status": "ok",
