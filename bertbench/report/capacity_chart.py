@@ -23,7 +23,8 @@ def latest(rows: list[dict[str, str]]) -> dict[tuple[str, str, str, str, str], d
 
 
 def write_chart(results_dir: Path, plots_dir: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
-    """<plots-dir>/capacity/capacity.<format>; nothing when there are no capacity rows."""
+    """<plots-dir>/capacity/capacity.<format>; nothing when there are no capacity rows. seaborn lays
+    out the bars (a catplot: a row per task and mode, hue the implementation)."""
     keyed = latest(read_rows(results_dir))
     fitted = {k: int(r["largest_batch"]) for k, r in keyed.items() if r["largest_batch"].isdigit()}
     if not fitted:
@@ -32,44 +33,49 @@ def write_chart(results_dir: Path, plots_dir: Path, formats: tuple[str, ...] = (
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+    from matplotlib.patches import Patch
 
-    panels = sorted({(task, mode) for task, mode, *_ in fitted}, key=lambda p: (TASKS.index(p[0]), p[1]))
-    seqlens = sorted({int(k[2]) for k in fitted})
-    series = list(dict.fromkeys((k[3], k[4]) for k in sorted(fitted, key=lambda k: k[4] != "True")))
-    height = 0.5 + 2.8 * len(panels)  # a legend row, then the panels
-    fig, axes = plt.subplots(len(panels), 1, figsize=(2 + 0.8 * len(seqlens) * len(series), height), squeeze=False)
-    width = 0.8 / len(series)
+    panels = [f"{t}, {m}" for t, m in sorted({k[:2] for k in fitted}, key=lambda p: (TASKS.index(p[0]), p[1]))]
+    seqlens = [f"seqlen {s}" for s in sorted({int(k[2]) for k in fitted})]
+    series = list(dict.fromkeys(_label(k[3], k[4]) for k in sorted(fitted, key=lambda k: k[4] != "True")))
     baselines = {k[:3]: v for k, v in fitted.items() if k[4] == "True"}
-    for ax, (task, mode) in zip(axes[:, 0], panels, strict=True):
-        for i, (name, is_baseline) in enumerate(series):
-            for j, seqlen in enumerate(seqlens):
-                value = fitted.get((task, mode, str(seqlen), name, is_baseline))
-                if value is None:
-                    continue
-                base = baselines.get((task, mode, str(seqlen)))
-                x = j + (i - (len(series) - 1) / 2) * width
-                ax.bar(x, value, width, color=f"C{i}", label=_label(name, is_baseline) if j == 0 else None)
-                row = keyed[(task, mode, str(seqlen), name, is_baseline)]
-                text = ("≥" if row["status"] == "limit" else "") + f"{value}"
-                if is_baseline != "True" and base:
-                    text += f"\nx{value / base:.2f}"
-                ax.annotate(text, (x, value), ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(range(len(seqlens)), [f"seqlen {s}" for s in seqlens])
-        ax.set_ylabel("largest batch")
-        ax.set_title(f"{task}, {mode}", fontsize=10)
+    bars = pd.DataFrame([{"panel": f"{k[0]}, {k[1]}", "seqlen": f"seqlen {k[2]}", "series": _label(k[3], k[4]),
+                          "largest": value, "text": _text(value, keyed[k]["status"],
+                                                          None if k[4] == "True" else baselines.get(k[:3]))}
+                         for k, value in fitted.items()])  # fmt: skip
+    palette = {name: f"C{i}" for i, name in enumerate(series)}
+    g = sns.catplot(bars, kind="bar", x="seqlen", y="largest", hue="series", row="panel", order=seqlens,
+                    hue_order=series, row_order=panels, palette=palette, saturation=1, errorbar=None, legend=False,
+                    sharex=False, sharey=False, facet_kws={"despine": False})  # fmt: skip
+    height = 0.5 + 2.8 * len(panels)  # a legend row, then the panels
+    g.figure.set_size_inches(2 + 0.8 * len(seqlens) * len(series), height)
+    for panel, ax in g.axes_dict.items():
+        for container, name in zip(ax.containers, series, strict=True):  # seaborn: a container a hue level (empty
+            # where the panel lacks it), its bars in seqlen order
+            at = bars[(bars["panel"] == panel) & (bars["series"] == name)]
+            ax.bar_label(container, at.sort_values("seqlen", key=lambda c: c.map(seqlens.index))["text"], fontsize=7)
+        ax.set(xlabel="", ylabel="largest batch")
+        ax.set_title(panel, fontsize=10)
         ax.margins(y=0.25)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(series), fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))
+    handles = [Patch(color=color, label=name) for name, color in palette.items()]
+    g.figure.legend(handles=handles, loc="upper center", ncol=len(series), fontsize=8)
+    g.figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))
     folder = plots_dir / "capacity"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         paths.append(folder / f"capacity.{fmt}")
-        fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+        g.figure.savefig(paths[-1], dpi=120)
+    plt.close(g.figure)
     return paths
 
 
 def _label(name: str, is_baseline: str) -> str:
     return baseline_label(name) if is_baseline == "True" else name
+
+
+def _text(value: int, status: str, base: int | None) -> str:
+    """A bar's label: the batch (≥: the search stopped at its limit) and an implementation's ratio to the baseline."""
+    return ("≥" if status == "limit" else "") + f"{value}" + (f"\nx{value / base:.2f}" if base else "")
