@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bertbench.spec.figures import OLD_ROW_DEFAULTS, baseline_label, mem_saved_pct, per_second, speedup_pct
+from bertbench.spec.figures import (
+    NOISY_REL_IQR,
+    OLD_ROW_DEFAULTS,
+    baseline_label,
+    mem_saved_pct,
+    per_second,
+    speedup_pct,
+)
 from bertbench.spec.schema import COLUMNS, EXTRA_MEASUREMENTS, KEY_COLUMNS, Row, without_gpu_index
 from bertbench.store.results import ResultsError, load_rows
 
@@ -191,7 +198,7 @@ def summary(data: list[TaskData]) -> str:
         for status, group in d.baseline_failed.groupby("baseline_status"):
             lines.append(f"  {len(group)} rows where the baseline was {status}: throughput only, no speedup (x)")
         marked = {
-            "noisy (IQR > 10 % of the median)": d.rows["noisy"].eq(True),
+            f"noisy (IQR > {NOISY_REL_IQR * 100:g} % of the median)": d.rows["noisy"].eq(True),
             "host-bound": d.rows["launch_bound"].eq(True) | d.rows["host_bound"].eq(True),
         }
         for what, rows in marked.items():

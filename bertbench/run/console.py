@@ -12,6 +12,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from bertbench.spec.config import RunConfig
+from bertbench.spec.figures import NOISY_REL_IQR
 from bertbench.spec.schema import Row
 
 
@@ -53,7 +54,8 @@ def summarize(rows: list[Row]) -> str:
     noisy = sum(bool(r.noisy) for r in rows)
     if noisy:
         lines.append(
-            f"{noisy} of {len(rows)} rows are noisy (interquartile range above 10 % of the median): read them loosely"
+            f"{noisy} of {len(rows)} rows are noisy (interquartile range above {NOISY_REL_IQR * 100:g} % of the "
+            "median): read them loosely"
         )
     host_bound = sum(bool(r.host_bound) for r in rows)
     if host_bound:
