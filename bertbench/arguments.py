@@ -202,13 +202,33 @@ def _check_model(name: str) -> int:
     from bertbench.model.heads import load_config
 
     try:
-        config = load_config(name)
+        try:  # a folder, or a Hub id already in the local cache: no network
+            config = load_config(name, local_files_only=True)
+        except OSError:
+            if looks_local or not _hub_reachable():  # the Hub's client would retry for ~30 s first
+                raise
+            config = load_config(name)
     except Exception as e:  # any failure to read it is the user's input, not a crash
         raise UsageError(f"--model {name}: cannot load a BERT config ({_first_line(e)})") from None
     positions = getattr(config, "max_position_embeddings", None)
     if not isinstance(positions, int) or positions < 1:
         raise UsageError(f"--model {name}: its config has no valid max_position_embeddings ({positions!r})")
     return positions
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection at all (never when HF_HUB_OFFLINE is set)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname or "", endpoint.port or 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _check_output_dir(output_dir: Path, tasks: tuple[str, ...]) -> None:

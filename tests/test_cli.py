@@ -282,3 +282,36 @@ def test_a_number_out_of_range_is_refused_before_pytorch_loads():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == len(BAD_NUMBERS) and all("must lie in" in line for line in lines), lines
+
+
+def test_a_hub_id_without_network_is_refused_at_once_without_retries(tmp_path, monkeypatch, capsys):
+    """Not a folder, not in the local cache, and the Hub unreachable: one line, exit 2, no retries
+    (the Hub's client retries for ~30 s before its own error)."""
+    import bertbench.arguments as arguments
+    from bertbench.model import heads
+
+    calls = []
+    real = heads.load_config
+
+    def recording(name, local_files_only=False):
+        calls.append(local_files_only)
+        return real(name, local_files_only=local_files_only)
+
+    monkeypatch.setattr(heads, "load_config", recording)
+    monkeypatch.setattr(arguments, "_hub_reachable", lambda timeout_s=3.0: False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    with pytest.raises(SystemExit) as done:
+        benchmark_bert.main(
+            ["--no-use-cuda", "--model", "no-such-org/no-such-bert", "--output-dir", str(tmp_path / "r")]
+        )
+    assert done.value.code == 2 and calls == [True]  # the cache only: the network was never asked
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--model no-such-org/no-such-bert: cannot load a BERT config" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_hub_probe_says_no_at_once_when_offline_is_set(monkeypatch):
+    import bertbench.arguments as arguments
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert arguments._hub_reachable() is False

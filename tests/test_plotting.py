@@ -281,3 +281,30 @@ def test_plot_py_itself_reports_bad_input_in_one_line(tmp_path):
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert run.returncode == 2 and run.stderr == f"plot.py: error: {tmp_path / 'none'}: no such results directory\n"
+
+
+def test_a_foreign_csv_is_answered_with_plot_pys_own_flag(tmp_path, capsys):
+    results = tmp_path / "results"
+    _bad(results, "other columns")
+    before = (results / "qa.csv").read_bytes()
+    assert plot.main(["--results-dir", str(results), "--plots-dir", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "move it aside or choose another --results-dir" in err and "--output-dir" not in err
+    assert (results / "qa.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("rows_after", [True, False], ids=["rows after it", "last line"])
+def test_a_header_repeated_inside_a_csv_is_named_not_counted_as_a_row(tmp_path, capsys, rows_after):
+    """Two result files joined with cat: the second header is no row of another setup."""
+    folder = tmp_path / "joined"
+    write(folder, [Row(task="qa", model="bert-tiny", attn_implementation="sdpa", batch_size=1, max_seqlen=8,
+                       avg_seqlen=8, latency_ms=1.0, status="ok", timestamp="2026-12-02T10:00:00+00:00")])  # fmt: skip
+    path = folder / "qa.csv"
+    first = path.read_bytes()
+    header, _, row = first.partition(b"\n")
+    path.write_bytes(first + header + b"\n" + (row if rows_after else b""))
+    before = path.read_bytes()
+    assert plot.main(["--results-dir", str(folder), "--plots-dir", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path} line 3: the header line again (two files joined?)" in err
+    assert path.read_bytes() == before  # read, never repaired by plot.py

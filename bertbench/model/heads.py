@@ -57,9 +57,9 @@ def preset_config(task: str, size: str) -> BertConfig:
     return config
 
 
-def load_config(model_path: str) -> BertConfig:
+def load_config(model_path: str, local_files_only: bool = False) -> BertConfig:
     """The checkpoint's config; raises if the path or id cannot be read (checked before a run)."""
-    config = AutoConfig.from_pretrained(model_path)
+    config = AutoConfig.from_pretrained(model_path, local_files_only=local_files_only)
     if not isinstance(config, BertConfig):
         raise ValueError(f"{model_path} is a {type(config).__name__}, not a BERT checkpoint")
     return config

@@ -30,6 +30,7 @@ from bertbench.spec.figures import (
     speedup_pct,
 )
 from bertbench.spec.schema import COLUMNS, EXTRA_MEASUREMENTS, KEY_COLUMNS, Row, without_gpu_index
+from bertbench.store.csvfile import HeaderMismatch
 from bertbench.store.results import ResultsError, load_rows
 
 # The columns every version of the benchmark wrote: without them a CSV is not ours.
@@ -111,6 +112,8 @@ def _read(path: Path) -> pd.DataFrame:
     """
     try:
         rows = load_rows(path)
+    except HeaderMismatch as e:
+        raise PlotError(e.with_advice("move it aside or choose another --results-dir")) from None
     except ResultsError as e:
         raise PlotError(str(e)) from None
     except (UnicodeDecodeError, OSError) as e:

@@ -50,7 +50,17 @@ class ResultsError(Exception):
 
 
 class HeaderMismatch(ResultsError):
-    """Not a results file of ours: left as it is."""
+    """Not a results file of ours: left as it is. Its message ends in the advice for a run
+    (another --output-dir); a reader of results names its own flag through with_advice."""
+
+    ADVICE = "move it aside or choose another --output-dir"
+
+    def __init__(self, message: str, advice: str | None = ADVICE):
+        super().__init__(f"{message}: {advice}" if advice else message)
+        self.message = message
+
+    def with_advice(self, advice: str) -> str:
+        return f"{self.message}: {advice}"
 
 
 class Unreadable(HeaderMismatch):
@@ -112,10 +122,7 @@ def _check_ours(path: Path, header: list[str]) -> None:
     missing = [c for c in CONTRACT if c not in header]
     if unknown or missing or len(set(header)) != len(header):
         why = f"unknown column {unknown[0]!r}" if unknown else f"no column {missing[0]!r}" if missing else "repeats"
-        raise HeaderMismatch(
-            f"{path} is not a bertbench results file ({why}); it is left untouched: "
-            "move it aside or choose another --output-dir"
-        )
+        raise HeaderMismatch(f"{path} is not a bertbench results file ({why}); it is left untouched")
 
 
 def parse(path: Path, data: bytes) -> Scan:
@@ -127,7 +134,7 @@ def parse(path: Path, data: bytes) -> Scan:
     try:
         header = next(reader)
     except (csv.Error, UnicodeDecodeError):
-        raise Unreadable(f"{path} is not a bertbench results file (unreadable first line)") from None
+        raise Unreadable(f"{path} is not a bertbench results file (unreadable first line)", None) from None
     _check_ours(path, header)
     if not _ends_line(data, consumed[0]):
         raise DamagedFile(f"{path} line 1: the header is cut short; move the file aside")
@@ -144,6 +151,8 @@ def parse(path: Path, data: bytes) -> Scan:
             reason = "cut short (no line end)"
         elif len(row) != len(header):
             reason = f"{len(row)} fields where the header has {len(header)}"
+        elif row == header:
+            reason = "the header line again (two files joined?)"
         else:
             rows.append(row)
             end = consumed[0]
