@@ -13,7 +13,6 @@ from pathlib import Path
 
 from bertbench.attention import registry
 from bertbench.flags import UsageError, build_parser
-from bertbench.run import distributed
 from bertbench.spec.catalog import PRESET_POSITIONS, TASKS
 from bertbench.spec.config import (
     CPU_DEFAULTS,
@@ -25,6 +24,7 @@ from bertbench.spec.config import (
     GridPoint,
     RunConfig,
     TimingPlan,
+    rank_from_environment,
 )
 from bertbench.store import signals
 from bertbench.store.csvfile import scan
@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     if args.use_cuda and not cuda_present:
         raise UsageError("--use-cuda: no CUDA GPU is visible to PyTorch")
     device = "cuda" if (cuda_present if args.use_cuda is None else args.use_cuda) else "cpu"
-    rank = distributed.from_environment()
+    rank = rank_from_environment()
     if device == "cuda" and rank.distributed:  # one GPU per torchrun process
         device = f"cuda:{rank.local_rank}"
     on_gpu = device != "cpu"

@@ -7,11 +7,9 @@ Without torchrun (WORLD_SIZE unset or 1) nothing here changes what a run does.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from bertbench.spec.config import GridPoint
+from bertbench.spec.config import GridPoint, Rank
 
 if TYPE_CHECKING:
     import torch
@@ -26,26 +24,6 @@ T = TypeVar("T")
 LENGTH_OFFSET = 3072  # ~4 x hidden: the per-token matmul work of bert-base, in units of L
 UNIT = 16 * 128 * (128 + LENGTH_OFFSET)  # the work of a 16 x 128 batch
 FIXED_COST = 8.5 * UNIT
-
-
-@dataclass(frozen=True)
-class Rank:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def from_environment() -> Rank:
-    """The rank torchrun gives this process (its RANK, WORLD_SIZE and LOCAL_RANK)."""
-    return Rank(
-        rank=int(os.environ.get("RANK", 0)),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
-        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-    )
 
 
 def point_cost(point: GridPoint) -> float:

@@ -7,6 +7,7 @@ torch import at module level: the command line is checked before PyTorch loads.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,3 +112,23 @@ class RunConfig:
         data = asdict(self)
         data["output_dir"] = str(self.output_dir)
         return data
+
+
+@dataclass(frozen=True)
+class Rank:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def rank_from_environment() -> Rank:
+    """The rank torchrun gives this process (its RANK, WORLD_SIZE and LOCAL_RANK)."""
+    return Rank(
+        rank=int(os.environ.get("RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
