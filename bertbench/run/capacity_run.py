@@ -134,12 +134,12 @@ def summarize(rows: list[dict[str, str]]) -> str:
 
 def main(config: RunConfig) -> int:
     """The --capacity run: search, write, print the table."""
-    from bertbench.run.distributed import from_environment
     from bertbench.run.sweep import start_run
+    from bertbench.spec.config import rank_from_environment
 
     assert config.capacity_limit is not None
     print(f"largest batch per implementation and max seqlen, up to {config.capacity_limit}", flush=True)
-    rows = run_capacity(config, start_run(config, from_environment()), config.capacity_limit)
+    rows = run_capacity(config, start_run(config, rank_from_environment()), config.capacity_limit)
     print(summarize(rows))
     print(f"{len(rows)} rows written to {config.output_dir}/capacity/")
     return 0

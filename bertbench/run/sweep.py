@@ -25,7 +25,7 @@ from bertbench.run.distributed import point_cost
 from bertbench.run.environment import device_name, manifest, new_run_id, versions, write_manifest
 from bertbench.run.point import measure_point
 from bertbench.run.rows import RunFacts, failed_rows, point_rows, point_template
-from bertbench.spec.config import GridPoint, RunConfig
+from bertbench.spec.config import GridPoint, RunConfig, rank_from_environment
 from bertbench.spec.schema import Row, row_key
 from bertbench.store import signals
 from bertbench.store.results import ResultsFile, csv_path, finished_keys, merge_parts, part_path, part_paths, prepare
@@ -42,7 +42,7 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
     """Run every task of the config; returns the rows this process wrote (also appended to disk).
 
     progress=False, or config.quiet (--quiet), draws no bar and prints no progress line."""
-    rank = distributed.from_environment()
+    rank = rank_from_environment()
     device = config.torch_device
     distributed.start(rank, device)
     written: list[Row] = []
