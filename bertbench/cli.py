@@ -18,6 +18,8 @@ from bertbench.store.results import ResultsError
 
 
 def fail(message: str, code: int = 2, prog: str = "bertbench") -> None:
+    if (signum := signals.received()) is not None and code != 128 + signum:  # what the signal broke on its way
+        message, code = signals.describe(signals.Interrupted(signum)), 128 + signum
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
         except KeyboardInterrupt as e:
             kept = f"; every row finished so far is in {where[0]}/" if where else ""
             fail(f"{signals.describe(e)}{kept}", signals.exit_code(e), prog)
+        except Exception:  # after a signal, whatever it broke on its way out is the interrupt
+            if (signum := signals.received()) is None:
+                raise
+            kept = f"; every row finished so far is in {where[0]}/" if where else ""
+            fail(f"{signals.describe(signals.Interrupted(signum))}{kept}", 128 + signum, prog)
     return 0  # not reached: fail raises SystemExit
 
 

@@ -123,8 +123,10 @@ def test_the_reproductions_are_one_line_and_exit_2(tmp_path):
 
 
 @needs_proc
-def test_sigint_and_sigterm_at_any_moment_end_in_one_line_and_130_or_143(tmp_path):
-    """While importing (handlers just installed; PyTorch half loaded) and mid-sweep."""
+@pytest.mark.parametrize("repetition", range(2))  # repeated: a signal death came once in many tries
+def test_sigint_and_sigterm_at_any_moment_end_in_one_line_and_130_or_143(tmp_path, repetition):
+    """While importing (handlers just installed; PyTorch half loaded) and mid-sweep, four
+    processes at once on the CPU (the load under which a SIGINT once ended in SIGSEGV)."""
     moments = {
         "first thing": (signal.SIGINT, catches_sigterm),
         "importing torch": (signal.SIGTERM, loads_torch),
@@ -149,6 +151,47 @@ def test_sigint_and_sigterm_at_any_moment_end_in_one_line_and_130_or_143(tmp_pat
             assert 1 <= len(rows) < 24 and {r["status"] for r in rows} == {"ok"}
         else:
             assert not csv.exists() and "tasks qa" not in out  # stopped before the run began
+
+
+@needs_proc
+def test_a_signal_at_any_moment_of_start_up_is_one_line_and_130_or_143(tmp_path):
+    """SIGINT and SIGTERM, in turn, every 20 ms over the first second after our handlers are in:
+    whatever the signal cuts (an import half done, transformers' lazy modules), one line and
+    the signal's exit code, never a traceback, and no results file."""
+    moments = [(k * 0.02, signal.SIGINT if k % 2 == 0 else signal.SIGTERM) for k in range(50)]
+    for batch in range(0, len(moments), 5):
+        procs = []
+        for k, (delay, sig) in enumerate(moments[batch : batch + 5], start=batch):
+            proc = start(SWEEP, tmp_path / str(k))
+            assert wait_until(lambda p=proc: catches_sigterm(p.pid), 60), k
+            procs.append((k, delay, sig, proc, time.monotonic()))
+        for _, delay, sig, proc, since in procs:
+            time.sleep(max(0.0, since + delay - time.monotonic()))
+            proc.send_signal(sig)
+        for k, delay, sig, proc, _ in procs:
+            code, _, err = finish(proc)
+            assert "Traceback" not in err and code == 128 + sig, (k, delay, code, err[-2000:])
+            (line,) = err.splitlines()
+            assert line.startswith(f"{PROG}interrupted by {signal.Signals(sig).name}"), (k, line)
+
+
+def test_any_exception_after_a_signal_ends_as_the_interrupt(tmp_path, capsys, monkeypatch):
+    """An interrupt that breaks something on its way (an import cut short re-raised as
+    ModuleNotFoundError by transformers, say) still ends as the interrupt: one line, 143."""
+    from bertbench import cli
+
+    def broken(argv, prog, where):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler raises Interrupted here
+        except KeyboardInterrupt:  # as transformers' lazy import turns it into its own error
+            raise ModuleNotFoundError("Could not import module 'BertForMaskedLM'") from None
+
+    monkeypatch.setattr(cli, "_main", broken)
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--task", "qa"], prog="benchmark_bert.py")
+    assert done.value.code == 143
+    assert capsys.readouterr().err == f"{PROG}interrupted by SIGTERM\n"
 
 
 def test_a_signal_inside_a_deferred_block_is_raised_when_it_ends():

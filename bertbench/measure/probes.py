@@ -19,6 +19,7 @@ from transformers import BertConfig
 
 from bertbench.attention import registry
 from bertbench.measure.timing import latencies
+from bertbench.store import signals
 
 # Fused attention operators as the profiler names them: PyTorch's SDPA backends and the
 # flash-attn packages' custom ops. Their backward passes are left out (train mode).
@@ -48,8 +49,20 @@ def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:
     """
     with _quiet_stderr(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Profiler clears events.*")
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        prof = profile(activities=[ProfilerActivity.CPU])
+        entered = False
+        try:
+            # A signal inside the profiler's start or stop left its C++ callbacks half set up,
+            # and the interpreter then died of SIGSEGV on its way out (after the one-line message):
+            # both run whole, the signal raised right after them.
+            with signals.deferred():
+                prof.__enter__()
+                entered = True
             output = fn()
+        finally:
+            if entered:
+                with signals.deferred():
+                    prof.__exit__(None, None, None)
     # The raw event names: building prof.events() (the tree of ~2000 events of a bert-base
     # forward) took 50-200 ms, as long as the forward itself.
     names = {name for e in prof.profiler.kineto_results.events() if ATTENTION_OP.match(name := e.name())}
@@ -63,15 +76,17 @@ def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """Silence the profiler's start/stop lines, which the C++ side prints to fd 2 on every run."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
+    with signals.deferred():  # never interrupted half-way: fd 2 would stay on /dev/null, the message lost
+        sys.stderr.flush()
+        saved = os.dup(2)
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
+    try:
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with signals.deferred():
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,11 @@ def deferred() -> Iterator[None]:
             raise Interrupted(_state.received)
 
 
+def received() -> int | None:
+    """The first signal received since install(), if any."""
+    return _state.received
+
+
 def exit_code(error: KeyboardInterrupt) -> int:
     return error.exit_code if isinstance(error, Interrupted) else 128 + signal.SIGINT
 
@@ -156,3 +161,9 @@ def guard(main: Callable[[], int], prog: str) -> int:
     except KeyboardInterrupt as e:
         print(f"{prog}: error: {describe(e)}", file=sys.stderr)
         return exit_code(e)
+    except Exception:
+        if _state.received is None:
+            raise
+        # What the interrupt broke on its way (an import cut short raises ModuleNotFoundError, say)
+        print(f"{prog}: error: {describe(Interrupted(_state.received))}", file=sys.stderr)
+        return 128 + _state.received
