@@ -35,14 +35,14 @@ def main(argv: list[str] | None = None, prog: str = "bertbench") -> int:
         where: list[Path] = []
         try:
             return _main(sys.argv[1:] if argv is None else argv, prog, where)
-        except KeyboardInterrupt as e:
-            kept = f"; every row finished so far is in {where[0]}/" if where else ""
-            fail(f"{signals.describe(e)}{kept}", signals.exit_code(e), prog)
-        except Exception:  # after a signal, whatever it broke on its way out is the interrupt
+        except Exception:  # after a signal, whatever it broke on its way out is the interrupt too
             if (signum := signals.received()) is None:
                 raise
-            kept = f"; every row finished so far is in {where[0]}/" if where else ""
-            fail(f"{signals.describe(signals.Interrupted(signum))}{kept}", 128 + signum, prog)
+            stopped = signals.Interrupted(signum)
+        except KeyboardInterrupt as e:
+            stopped = e
+        kept = f"; every row finished so far is in {where[0]}/" if where else ""
+        fail(f"{signals.describe(stopped)}{kept}", signals.exit_code(stopped), prog)
     return 0  # not reached: fail raises SystemExit
 
 
