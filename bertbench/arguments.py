@@ -26,6 +26,7 @@ from bertbench.spec.config import (
     TimingPlan,
     rank_from_environment,
 )
+from bertbench.spec.timings import EXTRA_TIMINGS
 from bertbench.store import signals
 from bertbench.store.csvfile import scan
 from bertbench.store.results import ResultsError, csv_path, part_paths
@@ -77,9 +78,9 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     for pad in args.pad_fractions or []:
         if not 0 <= pad < 1:
             raise UsageError(f"--pad-fractions must lie in [0, 1), got {pad:g}")
-    extras = [flag for flag, given in (("--cuda-graphs", args.cuda_graphs), ("--compile", args.compile)) if given]
+    extras = [t for t in EXTRA_TIMINGS if getattr(args, t.column)]
     if extras and args.mode == "train":
-        raise UsageError(f"{extras[0]} times inference only; drop it or --mode train")
+        raise UsageError(f"{extras[0].flag} times inference only; drop it or --mode train")
     tasks = TASKS if args.task == "all" else (args.task,)
     _check_output_dir(args.output_dir, tasks)
     if args.use_cuda is False:
@@ -95,8 +96,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     if device == "cuda" and rank.distributed:  # one GPU per torchrun process
         device = f"cuda:{rank.local_rank}"
     on_gpu = device != "cpu"
-    if args.cuda_graphs and not on_gpu:
-        raise UsageError("--cuda-graphs needs a CUDA GPU")
+    if not on_gpu and (gpu_only := [t for t in extras if t.needs_gpu]):
+        raise UsageError(f"{gpu_only[0].flag} needs a CUDA GPU")
     defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
     points = _grid(args, defaults, GPU_SWEEP if on_gpu else CPU_SWEEP)
     model_path = os.path.expanduser(args.model) if args.model is not None else None
@@ -134,8 +135,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         use_mask=args.use_mask,
         packed=args.packed,
         mode=args.mode,
-        cuda_graphs=args.cuda_graphs,
-        compile=args.compile,
+        timings=tuple(t.name for t in extras),
         energy=args.energy,
         capacity_limit=args.capacity_limit if args.capacity else None,
         timing=_timing(args, defaults),

@@ -12,6 +12,7 @@ from bertbench import __version__
 from bertbench.attention.registry import names
 from bertbench.spec.catalog import PRESETS, TASKS
 from bertbench.spec.config import CPU_SWEEP, DTYPES, GPU_SWEEP, PAD_FRACTIONS
+from bertbench.spec.timings import EXTRA_TIMINGS
 
 
 class UsageError(Exception):
@@ -138,18 +139,8 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         default="inference",
         help="inference: the forward under inference_mode; train: forward + backward with dropout (no optimizer step)",
     )
-    how.add_argument(
-        "--cuda-graphs",
-        action="store_true",
-        help="also time every model (the baseline too) replayed from a captured CUDA graph: GPU time without "
-        "Python's launch overhead; rows whose loop latency is >= 1.5x the graph's are flagged launch_bound",
-    )
-    how.add_argument(
-        "--compile",
-        action="store_true",
-        help="also time every model (the baseline too) after torch.compile for each batch's shapes; "
-        "compile time goes in its own column, never in the latency",
-    )
+    for timing in EXTRA_TIMINGS:
+        how.add_argument(timing.flag, dest=timing.column, action="store_true", help=timing.help)
     how.add_argument(
         "--energy",
         action="store_true",

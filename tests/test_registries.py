@@ -65,3 +65,28 @@ def test_a_variant_added_to_the_registry_fills_its_columns_under_its_own_label(t
         assert row.latency_ms_compiled is None
         assert "twice-warmed loop error: warming failed: RuntimeError: this variant refuses every call" in row.detail
         assert "torch.compile" not in row.detail
+
+
+def test_every_extra_timing_has_its_switch_variant_and_columns(tiny_config):
+    """spec.timings is the one table the switch, the row's key, charts and reports read: each entry
+    has its parser flag, a measure.variants entry of its name and its columns in schema.Row, and a
+    run that gives the flag times it (the key column True, the plan line naming it)."""
+    from bertbench.flags import build_parser
+    from bertbench.report.charts import METRICS
+    from bertbench.report.standings import VARIANTS as STANDINGS
+    from bertbench.run.console import describe
+    from bertbench.spec.schema import COLUMNS, KEY_COLUMNS
+    from bertbench.spec.timings import EXTRA_TIMINGS
+
+    parser_flags = {flag for action in build_parser("bertbench")._actions for flag in action.option_strings}
+    for timing in EXTRA_TIMINGS:
+        assert timing.flag in parser_flags and timing.column in KEY_COLUMNS
+        assert timing.name in {v.name for v in variants.VARIANTS}
+        for column in (f"latency_ms_{timing.name}", f"latency_ms_{timing.name}_baseline", f"speedup_{timing.name}_pct",
+                       f"attention_kernels_{timing.name}"):  # fmt: skip
+            assert column in COLUMNS, column
+        assert f"speedup_{timing.name}_pct" in {m.column for m in METRICS}
+        assert f"latency_ms_{timing.name}" in {column for _, column in STANDINGS}
+    config = tiny_config("--task qa --optimization sdpa --compile")
+    assert config.timings == ("compiled",) and [v.name for v in variants.variants_of(config)] == ["loop", "compiled"]
+    assert "--compile (compiled)" in describe(config)

@@ -49,7 +49,7 @@ class Variant:
     prepare: Callable[[Call, torch.device], Prepared]
     context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     failure_prefix: str = ""
-    enabled: Callable[[RunConfig], bool] = lambda config: True  # whether a run asks for it
+    enabled: Callable[[RunConfig], bool] | None = None  # whether a run asks for it; None: config.timings names it
     replays: bool = False  # replays the loop's kernels: graph-ready calls, outputs copied, the same kernels asked
     setup_column: str | None = None  # a row column for its set-up seconds (compile_s)
 
@@ -83,25 +83,23 @@ def _dynamo_fresh() -> Iterator[None]:
         torch._dynamo.reset()
 
 
-LOOP = Variant("loop", "loop", _loop)
-GRAPH = Variant(
-    "graph", "cuda graph", _graph, failure_prefix="capture failed: ", enabled=lambda c: c.cuda_graphs, replays=True
-)
+LOOP = Variant("loop", "loop", _loop, enabled=lambda config: True)
+GRAPH = Variant("graph", "cuda graph", _graph, failure_prefix="capture failed: ", replays=True)
 COMPILED = Variant(
     "compiled",
     "torch.compile",
     _compiled,
     _dynamo_fresh,
     "compile failed: ",
-    enabled=lambda c: c.compile,
     setup_column="compile_s",
 )
 VARIANTS: list[Variant] = [LOOP, GRAPH, COMPILED]  # the loop first: only what ran there goes on to the others
 
 
 def register(variant: Variant) -> Variant:
-    """Add a variant (its columns latency_ms_<name>[_baseline], speedup_<name>_pct and
-    attention_kernels_<name> in spec.schema.Row)."""
+    """Add a variant: its switch, key column and labels are its entry in spec.timings, its
+    columns latency_ms_<name>[_baseline], speedup_<name>_pct and attention_kernels_<name> in
+    spec.schema.Row."""
     if any(v.name == variant.name for v in VARIANTS):
         raise ValueError(f"timing variant {variant.name!r} is registered already")
     VARIANTS.append(variant)
@@ -109,7 +107,7 @@ def register(variant: Variant) -> Variant:
 
 
 def variants_of(config: RunConfig) -> list[Variant]:
-    return [v for v in VARIANTS if v.enabled(config)]
+    return [v for v in VARIANTS if (v.enabled(config) if v.enabled else v.name in config.timings)]
 
 
 def measure(

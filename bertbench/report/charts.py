@@ -35,6 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullLocator
 
 from bertbench.spec.figures import HOST_BOUND_SHARE, NOISY_REL_IQR, per_second, speedup_pct
+from bertbench.spec.timings import EXTRA_TIMINGS
 
 OKABE_ITO = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442")  # as to_hex writes
 BASELINE_COLOR = "#000000"
@@ -61,8 +62,8 @@ class Metric:
 
 METRICS = (
     Metric("speedup", "speedup_pct", "speedup vs {b} (%)", bars=True, title="speedup"),
-    Metric("speedup_graph", "speedup_graph_pct", "speedup vs {b},\nboth CUDA graphs (%)", title="speedup, CUDA graphs"),
-    Metric("speedup_compiled", "speedup_compiled_pct", "speedup vs {b},\nboth compiled (%)", title="speedup, compiled"),
+    *(Metric(f"speedup_{t.name}", f"speedup_{t.name}_pct", f"speedup vs {{b}},\n{t.both} (%)",
+             title=f"speedup, {t.both.removeprefix('both ')}") for t in EXTRA_TIMINGS),
     Metric("mem_saved", "mem_saved_pct", "peak memory saved\nvs {b} (%)", title="memory saved"),
     Metric("throughput", "tokens_per_s", "real tokens per second", log=True, bars=True, baseline_line=True,
            title="throughput"),

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bertbench.spec.figures import MEASURED, OLD_KEY_DEFAULTS, baseline_label
 from bertbench.spec.schema import KEY_COLUMNS, without_gpu_index
+from bertbench.spec.timings import EXTRA_TIMINGS
 from bertbench.store.csvfile import HeaderMismatch, ResultsError, Unreadable
 from bertbench.store.results import load_rows
 
@@ -174,8 +175,8 @@ def timing(row: Row, latency: str, mem: str) -> Timing | None:
 def series_name(row: Row, baseline: bool) -> str:
     name = baseline_label(row.get("baseline") or "?") if baseline else row["attn_implementation"]
     flags = {"packed": row.get("packed") == "True" and not baseline, "train": row.get("mode") == "train",
-             "no mask": row.get("use_mask") == "False", "+graphs": row.get("cuda_graphs") == "True",
-             "+compile": row.get("compile") == "True"}  # fmt: skip
+             "no mask": row.get("use_mask") == "False",
+             **{t.tag: row.get(t.column) == "True" for t in EXTRA_TIMINGS}}  # fmt: skip
     return " ".join([name, *(flag for flag, on in flags.items() if on)])
 
 

@@ -30,6 +30,7 @@ from bertbench.spec.figures import (
     speedup_pct,
 )
 from bertbench.spec.schema import COLUMNS, EXTRA_MEASUREMENTS, KEY_COLUMNS, Row, without_gpu_index
+from bertbench.spec.timings import EXTRA_TIMINGS
 from bertbench.store.csvfile import HeaderMismatch
 from bertbench.store.results import ResultsError, load_rows
 
@@ -141,8 +142,10 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
         "tokens_per_s": per_second(out["real_tokens"], out["latency_ms"]),
         "speedup_pct": speedup_pct(out["latency_ms_baseline"], out["latency_ms"]),
         "mem_saved_pct": mem_saved_pct(out["mem_mb_baseline"], out["mem_mb"]),
-        "speedup_graph_pct": speedup_pct(out["latency_ms_graph_baseline"], out["latency_ms_graph"]),
-        "speedup_compiled_pct": speedup_pct(out["latency_ms_compiled_baseline"], out["latency_ms_compiled"]),
+        **{
+            f"speedup_{t.name}_pct": speedup_pct(out[f"latency_ms_{t.name}_baseline"], out[f"latency_ms_{t.name}"])
+            for t in EXTRA_TIMINGS
+        },
     }
     older = out["schema_version"].isna()  # newer rows left a figure empty on purpose (e.g. other kernels)
     for column, values in fill.items():

@@ -16,6 +16,7 @@ import pandas as pd
 
 from bertbench.report.load import TaskData
 from bertbench.report.standings import MEM_MARGIN_PCT, Finding, Margin, findings, headlines
+from bertbench.spec.timings import EXTRA_TIMINGS
 
 ENV_KEYS = ("device", "torch", "transformers", "flash_attn", "flash_attn_3", "cuda", "bertbench", "git_commit",
             "python", "platform", "cpu", "torch_threads", "peak_tflops")  # fmt: skip
@@ -83,8 +84,8 @@ def document(data: list[TaskData], written: dict[str, list[str]], title: str, co
             blocks.append(("ul", [n.strip() for n in notes]))
         found = tasks[d.task]
         blocks += [("h3", "Fastest"), _speed_table(found)]
-        if any(f.fastest and f.fastest.endswith(("graph", "compiled")) for f in found):
-            blocks += [("h3", "Fastest in the Python loop (no CUDA graph, not compiled)"),
+        if any(f.fastest and f.fastest.endswith(tuple(f" + {t.label}" for t in EXTRA_TIMINGS)) for f in found):
+            blocks += [("h3", "Fastest in the Python loop (" + ", ".join(f"no {t.label}" for t in EXTRA_TIMINGS) + ")"),
                        _speed_table(findings(d, loop_only=True))]  # fmt: skip
         if any(f.leanest for f in found):
             lean = [[f.regime, f"**{f.leanest}**" if f.leanest else "—", _text(f.lean_over_runner_up),

@@ -23,10 +23,11 @@ import pandas as pd
 
 from bertbench.report.load import GRID, TaskData
 from bertbench.spec.figures import mem_saved_pct, speedup_pct
+from bertbench.spec.timings import EXTRA_TIMINGS
 
 MEM_MARGIN_PCT = 1.0
 COVERAGE = 0.5  # a configuration measured at fewer of a regime's points is not compared
-VARIANTS = (("", "latency_ms"), (" + CUDA graph", "latency_ms_graph"), (" + compiled", "latency_ms_compiled"))
+VARIANTS = (("", "latency_ms"), *((f" + {t.label}", f"latency_ms_{t.name}") for t in EXTRA_TIMINGS))
 SPLITS = (  # column, (low label, high label), (low threshold, high threshold) or None for the grid's min/max
     ("batch_size", ("small batch", "large batch"), (8, 32)),
     ("max_seqlen", ("short sequences", "long sequences"), (128, 512)),

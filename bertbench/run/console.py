@@ -14,6 +14,7 @@ from tqdm import tqdm
 from bertbench.spec.config import RunConfig
 from bertbench.spec.figures import NOISY_REL_IQR
 from bertbench.spec.schema import Row
+from bertbench.spec.timings import EXTRA_TIMINGS
 
 
 def summarize(rows: list[Row]) -> str:
@@ -103,9 +104,9 @@ def describe(config: RunConfig) -> str:
         f"{sizes}, max seqlens {seqlens}, pad fractions {pads} | {plan.warmup} warm-up + {count} "
         f"-> {config.output_dir}/"
     )
-    also = [what for what, on in (("CUDA-graph replays", config.cuda_graphs), ("torch.compile", config.compile)) if on]
+    also = [f"{t.flag} ({t.label})" for t in EXTRA_TIMINGS if t.name in config.timings]
     if also:
-        lines.append(f"also timing every model with {' and '.join(also)} (inference only; set-up time kept out)")
+        lines.append(f"also timing every model as {' and '.join(also)} (inference only; set-up time kept out)")
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from bertbench.run.point import Measured, Parity, PointResult
 from bertbench.spec.config import GridPoint, RunConfig
 from bertbench.spec.figures import mem_saved_pct, pct_of_peak, speedup_pct
 from bertbench.spec.schema import SCHEMA_VERSION, Row
+from bertbench.spec.timings import EXTRA_TIMINGS
 
 LAUNCH_BOUND_RATIO = 1.5  # loop latency / graph latency at which a row is flagged launch-bound
 
@@ -53,8 +54,7 @@ def point_template(facts: RunFacts, task: str, point: GridPoint, config: RunConf
         use_mask=config.use_mask,
         packed=config.packed,
         mode=config.mode,
-        cuda_graphs=config.cuda_graphs,
-        compile=config.compile,
+        **{t.column: t.name in config.timings for t in EXTRA_TIMINGS},
         peak_tflops=facts.peak_tflops,
         **facts.versions,
     )

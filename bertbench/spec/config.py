@@ -80,8 +80,7 @@ class RunConfig:
     use_mask: bool
     packed: bool
     mode: str
-    cuda_graphs: bool
-    compile: bool
+    timings: tuple[str, ...]  # the extra timings asked for, by name (spec.timings.EXTRA_TIMINGS)
     energy: bool  # also read the GPU's energy counter over a window of each model's calls
     capacity_limit: int | None  # --capacity: search the largest batch up to this, instead of timing
     timing: TimingPlan
@@ -90,6 +89,14 @@ class RunConfig:
     resume: bool
     cpu_sized: bool  # CPU-sized defaults were applied
     quiet: bool = False  # --quiet: no progress bar or progress lines
+
+    @property
+    def cuda_graphs(self) -> bool:
+        return "graph" in self.timings
+
+    @property
+    def compile(self) -> bool:
+        return "compiled" in self.timings
 
     @property
     def model_name(self) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from bertbench.spec.timings import EXTRA_COLUMNS
+
 Number = TypeVar("Number")  # a float, or a pandas Series of floats
 
 # Row statuses: `ok` and `mismatch` were measured (a mismatch ran, with the wrong numbers).
@@ -25,11 +27,10 @@ OLD_ROW_DEFAULTS: dict[str, object] = {
     "use_mask": True,
     "packed": False,
     "mode": "inference",
-    "cuda_graphs": False,
-    "compile": False,
+    **dict.fromkeys(EXTRA_COLUMNS, False),
 }
 # The settings among them that take part in a row's key: as the CSV's text.
-OLD_KEY_DEFAULTS = {c: str(OLD_ROW_DEFAULTS[c]) for c in ("packed", "mode", "cuda_graphs", "compile", "use_mask")}
+OLD_KEY_DEFAULTS = {c: str(OLD_ROW_DEFAULTS[c]) for c in ("packed", "mode", *EXTRA_COLUMNS, "use_mask")}
 
 
 def speedup_pct(baseline_ms: Number, ms: Number) -> Number:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, fields
 
 from bertbench.spec.figures import STATUSES as STATUSES  # re-exported: the schema's status values
+from bertbench.spec.timings import EXTRA_COLUMNS
 
 SCHEMA_VERSION = (
     5  # 1: to cuda_graphs/compile; 2: + git_commit; 3: + seed ...; 4: + host_share, host_bound ...; 5: + flash_attn_3
@@ -144,11 +145,10 @@ KEY_COLUMNS = (
     "use_mask",
     "packed",
     "mode",
-    "cuda_graphs",
-    "compile",
+    *EXTRA_COLUMNS,
 )
 # Key columns that add measurements to a row rather than make it another grid point.
-EXTRA_MEASUREMENTS = ("cuda_graphs", "compile")
+EXTRA_MEASUREMENTS = EXTRA_COLUMNS
 
 
 def format_value(value) -> str:
