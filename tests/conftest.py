@@ -32,12 +32,12 @@ def minilm_path() -> Path:
 def steady_host(monkeypatch):
     """The host's launch probe (host.launch_us) reads one speed in every test, so host_slowdown
     is 1 unless a test says otherwise, and no test pays for the probes' ~0.2 ms of work.
-    tests/test_host.py imports the real probe before this replaces it."""
+    tests/measure/test_host.py imports the real probe before this replaces it."""
     monkeypatch.setattr("bertbench.measure.host.launch_us", lambda device: 5.0)
 
 
 @pytest.fixture(autouse=True)
 def known_matmul_rate(monkeypatch):
     """A run's matmul-rate probe (measure.matmul_tflops: ~0.3 s of products on a 2-core CPU, at
-    every sweep.run) reads one rate in every test; tests/test_measure.py runs the real probe."""
+    every sweep.run) reads one rate in every test; tests/measure/test_measure.py runs the real probe."""
     monkeypatch.setattr("bertbench.run.sweep.matmul_tflops", lambda device, dtype: 1.0)

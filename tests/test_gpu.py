@@ -1,4 +1,4 @@
-"""GPU behaviour, run on a CUDA machine (python -m pytest -m gpu tests/test_gpu.py); skipped without one."""
+"""GPU behaviour, run on a CUDA machine (python -m pytest -m gpu); skipped without one."""
 
 import csv
 

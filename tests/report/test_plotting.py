@@ -17,7 +17,7 @@ from bertbench.run import sweep
 from bertbench.spec.schema import COLUMNS, Row
 from bertbench.store.results import CONTRACT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRID = "--sweep --batch-sizes 1 2 --seqlens 16 32 --pad-fractions 0 0.5"
 # The first version's columns; later ones added packed, then mode, then the CUDA-graph and compile
 # columns (results/h100/*.csv), then the current layout.

@@ -12,7 +12,7 @@ from bertbench.spec.catalog import TASKS
 from bertbench.spec.config import GridPoint
 from bertbench.store.results import ResultsFile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def seed_grid() -> list[GridPoint]:

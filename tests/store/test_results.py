@@ -111,7 +111,7 @@ FIRST_HEADER = (  # the columns of the first published version (git show 54464c6
     "flash_attn,cuda,git_commit"
 )
 FIRST_LAYOUT = FIRST_HEADER.split(",")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def two_rows(path):

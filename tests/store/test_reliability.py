@@ -23,7 +23,7 @@ from bertbench.store import signals
 from bertbench.store.csvfile import scan
 from bertbench.store.results import load_rows, read_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 TINY = ["--no-use-cuda", "--model-size", "tiny", "--num-batches", "2", "--warmup", "0", "--task", "qa"]
 GRID = ["--sweep", "--batch-sizes", "1", "2", "4", "--seqlens", "16", "32", "--pad-fractions", "0"]
