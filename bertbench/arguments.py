@@ -41,6 +41,7 @@ LIMITS = {  # flag: (lowest, highest) accepted; beyond these a value is a typo, 
     "--warmup": (0, 10**5),
     "--seed": (0, 2**63 - 1),
     "--time-budget-ms": (1e-3, 3.6e6),
+    "--gpu-time-calls": (0, 10**4),
     "--seqlen-stdev": (0, 2**20),
     "--capacity-limit": (1, 2**24),
 }
@@ -158,6 +159,7 @@ def _timing(args, defaults: dict) -> TimingPlan:
         num_batches=_given(args.num_batches, defaults["num_batches"]),
         min_batches=_given(args.min_batches, defaults["min_batches"]),
         budget_ms=None if fixed else _given(args.time_budget_ms, defaults["budget_ms"]),
+        gpu_calls=args.gpu_time_calls,
     )
 
 

@@ -134,6 +134,13 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         "--min-batches and --num-batches (default 40 GPU, 30 CPU, unless --num-batches alone fixes the count)",
     )
     how.add_argument(
+        "--gpu-time-calls",
+        type=whole,
+        default=3,
+        help="GPU: after the timed calls, profile this many more of each model for its GPU time (the sum of its "
+        "kernels' durations, which the host's speed does not move: gpu_ms, speedup_gpu_pct); 0 leaves it out",
+    )
+    how.add_argument(
         "--mode",
         choices=("inference", "train"),
         default="inference",

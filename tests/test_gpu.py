@@ -213,3 +213,79 @@ def test_energy_per_token_is_read_within_the_boards_power_limit(tmp_path):
         assert 50 < power <= POWER_LIMIT_MARGIN * limit_w
     # sdpa does the same work as eager in about half the time at 64 x 512, at no higher power
     assert 0 < row["joules_per_1k_tokens"] < row["joules_per_1k_tokens_baseline"]
+
+
+def test_gpu_time_is_one_calls_kernels_and_matches_cuda_events_where_the_gpu_sets_the_pace():
+    """Four 8192^2 fp16 products a call: the GPU, not the host, sets the time, so the events
+    around a call and the sum of its kernels' durations agree; each call ran the same kernels
+    (cuBLAS adds a workspace fill to each product). Measured in turn, one call each way, since
+    the power cap lowers the clock under this load for seconds at a time."""
+    import statistics
+
+    from bertbench.measure.gpu_time import gpu_times
+    from bertbench.measure.timing import latencies
+
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+    cuda = torch.device("cuda")
+
+    def call():
+        for _ in range(4):
+            a @ a
+
+    latencies(call, cuda, 3)
+    ratios, counts = [], set()
+    for _ in range(7):
+        events = latencies(call, cuda, 1)[0]
+        gpu = gpu_times({"products": call, "small": lambda: a[:1] + 1}, cuda, 1)
+        ratios.append(gpu["products"].median / events)
+        counts.add((gpu["products"].activities, gpu["small"].activities))
+    print("kernel sum / events", ratios, "activities", counts)
+    assert len(counts) == 1 and min(counts.pop()[0]) >= 4
+    assert abs(statistics.median(ratios) - 1) < 0.05
+
+
+def test_gpu_time_agrees_with_the_graph_replay_where_the_replay_runs_the_same_kernels(tmp_path):
+    """A GPU-bound point (32 x 512, half padded: eager and sdpa capture with their mask): the median
+    replay and the kernel sum of a replay agree within 5 %, and the replay's kernels add up to the
+    loop's."""
+    rows = sweep.run(
+        gpu_config(
+            tmp_path,
+            "--task qa --model-size base --batch-size 32 --max-seqlen 512 --avg-seqlen 256 --optimization sdpa "
+            "--cuda-graphs --num-batches 20",
+        ),
+        False,
+    )
+    (r,) = rows
+    assert r.status == "ok", r.detail
+    for suffix in ("", "_baseline"):
+        replay, replay_gpu, loop_gpu = r[f"latency_ms_graph{suffix}"], r[f"gpu_ms_graph{suffix}"], r[f"gpu_ms{suffix}"]
+        print(suffix or "sdpa", "replay", replay, "replay kernels", replay_gpu, "loop kernels", loop_gpu)
+        assert abs(replay / replay_gpu - 1) < 0.05
+        assert abs(replay_gpu / loop_gpu - 1) < 0.05
+    assert r.sm_clock_mhz > 0 and r.sm_clock_mhz_baseline > 0 and r.throttled in (True, False)
+
+
+def test_two_fresh_processes_agree_on_the_gpu_time(tmp_path):
+    """The GPU time repeats across processes where the end-to-end latency of a host-bound point
+    need not: within 3 % per model, 3 points of GPU speedup per row."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    grid = "--task qa --sweep --batch-sizes 1 8 64 --seqlens 128 512 --pad-fractions 0 0.5 --optimization sdpa"
+    runs = []
+    for name in "ab":
+        out = tmp_path / name
+        subprocess.run([sys.executable, str(root / "benchmark_bert.py"), *grid.split(), "--output-dir", str(out),
+                        "--quiet"], check=True)  # fmt: skip
+        with (out / "qa.csv").open(newline="") as f:
+            runs.append({(r["batch_size"], r["max_seqlen"], r["pad_fraction"]): r for r in csv.DictReader(f)})
+    assert runs[0].keys() == runs[1].keys() and len(runs[0]) == 12
+    for key, a in runs[0].items():
+        b = runs[1][key]
+        assert a["status"] == b["status"] == "ok", (key, a["detail"], b["detail"])
+        for column in ("gpu_ms", "gpu_ms_baseline"):
+            assert abs(float(a[column]) / float(b[column]) - 1) < 0.03, (key, column, a[column], b[column])
+        assert abs(float(a["speedup_gpu_pct"]) - float(b["speedup_gpu_pct"])) < 3, key

@@ -47,22 +47,8 @@ def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:
     operator ran (eager's matmul and softmax, or attention the compiler generated itself).
     CPU activity only: no device sync, so it also works while a CUDA graph is being captured.
     """
-    with _quiet_stderr(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Profiler clears events.*")
-        prof = profile(activities=[ProfilerActivity.CPU])
-        entered = False
-        try:
-            # A signal inside the profiler's start or stop left its C++ callbacks half set up,
-            # and the interpreter then died of SIGSEGV on its way out (after the one-line message):
-            # both run whole, the signal raised right after them.
-            with signals.deferred():
-                prof.__enter__()
-                entered = True
-            output = fn()
-        finally:
-            if entered:
-                with signals.deferred():
-                    prof.__exit__(None, None, None)
+    with profiled([ProfilerActivity.CPU]) as prof:
+        output = fn()
     # The raw event names: building prof.events() (the tree of ~2000 events of a bert-base
     # forward) took 50-200 ms, as long as the forward itself.
     names = {name for e in prof.profiler.kineto_results.events() if ATTENTION_OP.match(name := e.name())}
@@ -71,6 +57,28 @@ def attention_kernels(fn: Callable[[], object]) -> tuple[object, str]:
         names -= NESTED
     short = sorted(n.replace("aten::_scaled_dot_product_", "sdpa_").replace("aten::_", "") for n in names)
     return output, "+".join(short) or "none"
+
+
+@contextlib.contextmanager
+def profiled(activities: list[ProfilerActivity]) -> Iterator[profile]:
+    """A torch.profiler session around the block, its start/stop lines kept off stderr.
+
+    A signal inside the profiler's start or stop left its C++ callbacks half set up, and the
+    interpreter then died of SIGSEGV on its way out (after the one-line message): both run
+    whole, the signal raised right after them."""
+    with _quiet_stderr(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Profiler clears events.*")
+        prof = profile(activities=activities)
+        entered = False
+        try:
+            with signals.deferred():
+                prof.__enter__()
+                entered = True
+            yield prof
+        finally:
+            if entered:
+                with signals.deferred():
+                    prof.__exit__(None, None, None)
 
 
 @contextlib.contextmanager

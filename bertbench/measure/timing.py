@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bertbench.measure.clock import ClockSample
 from bertbench.measure.failures import Failure, release_memory
 from bertbench.spec.config import TimingPlan
 from bertbench.spec.figures import HOST_BOUND_SHARE, NOISY_REL_IQR
@@ -32,6 +33,7 @@ class Latency:
 
     latencies_ms: tuple[float, ...]
     host_ms: tuple[float, ...] = ()  # on a GPU: how long the host took to enqueue each call
+    clocks: tuple[ClockSample, ...] = ()  # on a GPU: the SM clock after each round (clock.ClockWatch)
 
     @property
     def count(self) -> int:
@@ -138,6 +140,7 @@ def time_interleaved(
     plan: TimingPlan,
     between: Callable[[], object] | None = None,
     observe: Callable[[str], object] | None = None,
+    clock: Callable[[], ClockSample | None] | None = None,
 ) -> tuple[dict[str, Latency], dict[str, Failure]]:
     """Warm up and time every call, interleaved; a call that raises becomes a Failure.
 
@@ -153,11 +156,13 @@ def time_interleaved(
     Rounds are kept long because below batch ~16 the host sets the latency and a
     synchronisation every few calls slows it (by up to 20 % on the H100:
     docs/evidence/adaptive_budget.md). `between` runs after every round of calls,
-    on an idle device (host.HostWatch.read: how fast the host was meanwhile). Python's garbage
+    on an idle device (host.HostWatch.read: how fast the host was meanwhile); `clock` after
+    each model's round (clock.ClockWatch.sample: the SM clock it ran at). Python's garbage
     collector is off while calls are timed, as timeit has it.
     """
     timed: dict[str, list[float]] = {}
     host: dict[str, list[float]] = {}
+    clocks: dict[str, list[ClockSample]] = {}
     rounds: dict[str, list[int]] = {}
     failures: dict[str, Failure] = {}
     warned: dict[str, list[warnings.WarningMessage]] = {}  # the warnings of a warm-up under way
@@ -182,11 +187,13 @@ def time_interleaved(
         del warned[name]
         count = repetitions(min(warm), plan) if warm else plan.num_batches
         rounds[name] = round_sizes(count, max(1, min(INTERLEAVE_ROUNDS, count // MIN_ROUND_CALLS)))
-        timed[name], host[name] = [], []
+        timed[name], host[name], clocks[name] = [], [], []
 
     def time_round(name: str, index: int) -> None:
         if index < len(rounds[name]):
             timed[name].extend(latencies(calls[name], device, rounds[name][index], host[name]))
+            if clock is not None and (sample := clock()) is not None:
+                clocks[name].append(sample)
 
     for name in calls:
         attempt(name, warm_up)
@@ -203,4 +210,6 @@ def time_interleaved(
     finally:
         if collecting:
             gc.enable()
-    return {name: Latency(tuple(values), tuple(host[name])) for name, values in timed.items()}, failures
+    return {
+        name: Latency(tuple(values), tuple(host[name]), tuple(clocks[name])) for name, values in timed.items()
+    }, failures

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from bertbench.measure.clock import ClockSample
 from bertbench.measure.failures import Failure, one_line, release_memory, return_cached, synchronize
+from bertbench.measure.gpu_time import GpuTime, gpu_times
 from bertbench.measure.graphs import capture_graph
 from bertbench.measure.probes import PeakMemory, attention_kernels, run_with_peak_memory
 from bertbench.measure.timing import Latency, time_interleaved
@@ -38,6 +40,8 @@ class Outcome:
     output: object  # the model output of the last call, for parity
     kernels: str  # fused attention operators that ran (measure.attention_kernels)
     setup_s: float | None
+    gpu: GpuTime | None = None  # the device time of a call, from its kernels (GPU only)
+    gpu_note: str = ""  # why there is none on a GPU
 
 
 @dataclass(frozen=True)
@@ -118,12 +122,15 @@ def measure(
     inference: bool = True,
     known_kernels: Mapping[str, str] | None = None,
     between: Callable[[], object] | None = None,
+    clock: Callable[[], ClockSample | None] | None = None,
 ) -> dict[str, Outcome | Failure]:
     """Prepare every call and time them interleaved. The last untimed call of each (see
     time_interleaved's `observe`) also gives its peak memory, its output and, unless
     `known_kernels` already holds them (e.g. "" for the baseline, whose kernels no column
     holds), the attention kernels it ran: the profiler costs 15-50 ms a call. A model that
-    fails at any step becomes a Failure and the others go on. `between`: see time_interleaved."""
+    fails at any step becomes a Failure and the others go on. `between`, `clock`: see
+    time_interleaved. After the timed rounds, plan.gpu_calls more calls of each are profiled
+    for its GPU time (gpu_time.gpu_times; none on the CPU)."""
     known = known_kernels or {}
     results: dict[str, Outcome | Failure] = {}
     prepared: dict[str, Prepared] = {}
@@ -152,11 +159,19 @@ def measure(
             except Exception as e:
                 results[name] = _failure(variant, e)
             release_memory(device)
-        timings, failures = time_interleaved({n: p.call for n, p in prepared.items()}, device, plan, between, observe)
+        timings, failures = time_interleaved(
+            {n: p.call for n, p in prepared.items()}, device, plan, between, observe, clock
+        )
         results.update(failures)
+        gpu, gpu_note = {}, ""
+        try:
+            gpu = gpu_times({n: prepared[n].call for n in timings}, device, plan.gpu_calls)
+        except Exception as e:  # the timings stand; the rows say why the GPU time does not
+            gpu_note = f"GPU time unavailable: {one_line(e)}"
+            release_memory(device)
         for name, latency in timings.items():
             output, kernels, memory = seen[name]
-            results[name] = Outcome(latency, memory, output, kernels, prepared[name].setup_s)
+            results[name] = Outcome(latency, memory, output, kernels, prepared[name].setup_s, gpu.get(name), gpu_note)
     prepared.clear()  # the caller returns the allocator's cache once it has dropped the outputs too
     seen.clear()
     return {name: results[name] for name in calls}

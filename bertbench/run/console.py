@@ -16,42 +16,62 @@ from bertbench.spec.figures import NOISY_REL_IQR
 from bertbench.spec.schema import Row
 from bertbench.spec.timings import EXTRA_TIMINGS
 
+GPU_MEANS = "GPU speedup: which kernels are faster (their summed durations, which the host's speed does not move)"
+E2E_MEANS = "end-to-end speedup: what this Python host delivers per call (the loop's median latency)"
+
 
 def summarize(rows: list[Row]) -> str:
     """A short table: every row for a small run, else medians per task, implementation and seqlen,
-    with how many rows are noisy (rel_iqr above 0.1) and which statuses other than ok occurred."""
+    with how many rows are noisy (rel_iqr above 0.1) and which statuses other than ok occurred.
+    Where the rows have a GPU time, its speedup leads and the end-to-end one stands beside it."""
     if not rows:
         return "no rows written"
+    gpu = any(r.gpu_ms is not None for r in rows)
     if len(rows) <= 16:
         header = (
-            f"{'task':<20} {'implementation':<18} {'batch':>5} {'seqlen':>6} {'pad':>5} {'real':>5} {'base ms':>9} "
-            f"{'ms':>9} {'speedup%':>9} {'mem saved%':>10}  status"
+            f"{'task':<20} {'implementation':<18} {'batch':>5} {'seqlen':>6} {'pad':>5} {'real':>5} "
+            + (f"{'base gpu':>9} {'gpu ms':>9} {'gpu spd%':>9} " if gpu else "")
+            + f"{'base ms':>9} {'ms':>9} {'speedup%':>9} {'mem saved%':>10}  status"
         )
         lines = [
             f"{r.task:<20} {r.attn_implementation:<18} {r.batch_size:>5} {r.max_seqlen:>6} {r.pad_fraction:>5.2f} "
-            f"{_num(r.pad_fraction_real):>5} {_num(r.latency_ms_baseline):>9} {_num(r.latency_ms):>9} "
+            f"{_num(r.pad_fraction_real):>5} "
+            + (
+                f"{_num(r.gpu_ms_baseline, '.3f'):>9} {_num(r.gpu_ms, '.3f'):>9} {_num(r.speedup_gpu_pct, '+.1f'):>9} "
+                if gpu
+                else ""
+            )
+            + f"{_num(r.latency_ms_baseline):>9} {_num(r.latency_ms):>9} "
             f"{_num(r.speedup_pct, '+.1f'):>9} {_num(r.mem_saved_pct, '+.1f'):>10}  {r.status}"
             + (" noisy" if r.noisy else "")
             + (" host-bound" if r.host_bound else "")
+            + (" throttled" if r.throttled else "")
             + (f" ({r.detail})" if r.detail else "")
             for r in rows
         ]
-        return "\n".join([header, *lines])
+        return "\n".join([header, *lines, *_footnotes(rows, gpu)])
     groups: dict[tuple, list[Row]] = {}
     for r in rows:
         groups.setdefault((r.task, r.attn_implementation, r.max_seqlen), []).append(r)
     lines = [
-        f"{'task':<20} {'implementation':<18} {'seqlen':>6} {'ok/points':>9} {'noisy':>5} {'median speedup%':>16} "
-        f"{'median mem saved%':>18}  other statuses"
+        f"{'task':<20} {'implementation':<18} {'seqlen':>6} {'ok/points':>9} {'noisy':>5} "
+        + (f"{'median GPU speedup%':>20} " if gpu else "")
+        + f"{'median speedup%':>16} {'median mem saved%':>18}  other statuses"
     ]
     for (task, name, seqlen), group in groups.items():
         ok = [r for r in group if r.status == "ok"]
         others = sorted({r.status for r in group} - {"ok"})
         lines.append(
             f"{task:<20} {name:<18} {seqlen:>6} {f'{len(ok)}/{len(group)}':>9} {sum(bool(r.noisy) for r in ok):>5} "
-            f"{_num(_median([r.speedup_pct for r in ok]), '+.1f'):>16} "
+            + (f"{_num(_median([r.speedup_gpu_pct for r in ok]), '+.1f'):>20} " if gpu else "")
+            + f"{_num(_median([r.speedup_pct for r in ok]), '+.1f'):>16} "
             f"{_num(_median([r.mem_saved_pct for r in ok]), '+.1f'):>18}  {', '.join(others)}"
         )
+    return "\n".join([*lines, *_footnotes(rows, gpu)])
+
+
+def _footnotes(rows: list[Row], gpu: bool) -> list[str]:
+    lines = [f"{GPU_MEANS}; {E2E_MEANS}"] if gpu else []
     noisy = sum(bool(r.noisy) for r in rows)
     if noisy:
         lines.append(
@@ -62,9 +82,15 @@ def summarize(rows: list[Row]) -> str:
     if host_bound:
         lines.append(
             f"{host_bound} of {len(rows)} rows are host-bound (the GPU waited for the host): their latency follows "
-            "this host's speed, not the GPU's"
+            "this host's speed, not the GPU's" + ("; their GPU speedup does not" if gpu else "")
         )
-    return "\n".join(lines)
+    throttled = sum(bool(r.throttled) for r in rows)
+    if throttled:
+        lines.append(
+            f"{throttled} of {len(rows)} rows ran with the SM clock throttled (throttle_reasons, sm_clock_mhz): "
+            "their kernels ran slower than the board's maximum clock allows"
+        )
+    return lines
 
 
 def _median(values: list[float | None]) -> float:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from bertbench.measure.clock import ClockSample
 from bertbench.measure.energy_use import Energy, measure_energy
 from bertbench.measure.failures import Failure, release_memory, return_cached
 from bertbench.measure.probes import agreement, compared_values, forward_flops
@@ -75,9 +76,14 @@ def known_kernels(models: TaskModels, variant: Variant, point: GridPoint, mask_p
 
 
 def measure_point(
-    models: TaskModels, point: GridPoint, pending: list[str], between: Callable[[], object] | None = None
+    models: TaskModels,
+    point: GridPoint,
+    pending: list[str],
+    between: Callable[[], object] | None = None,
+    clock: Callable[[], ClockSample | None] | None = None,
 ) -> PointResult:
-    """`between` runs after every round of timed calls, on an idle device (host.HostWatch.read)."""
+    """`between` runs after every round of timed calls, on an idle device (host.HostWatch.read);
+    `clock` after each model's round (clock.ClockWatch.sample)."""
     config, task = models.config, models.task
     device = config.torch_device
     inputs = models.inputs(point, pending)
@@ -114,6 +120,7 @@ def measure_point(
             config.mode == "inference",
             known_kernels(models, variant, point, inputs.batch.mask_passed),
             between,
+            clock,
         )
         logits = {}
         for key, outcome in outcomes.items():

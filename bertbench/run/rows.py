@@ -8,13 +8,14 @@ import math
 from dataclasses import dataclass, field, replace
 
 from bertbench.measure import variants
+from bertbench.measure.clock import summarize as clock_summary
 from bertbench.measure.failures import Failure
 from bertbench.measure.probes import reference_floor, reference_limit, tolerance
 from bertbench.measure.variants import Variant
 from bertbench.model.holder import BASELINE, TaskModels
 from bertbench.run.point import Measured, Parity, PointResult
 from bertbench.spec.config import GridPoint, RunConfig
-from bertbench.spec.figures import mem_saved_pct, pct_of_peak, speedup_pct
+from bertbench.spec.figures import busy_pct, mem_saved_pct, pct_of_peak, speedup_pct
 from bertbench.spec.schema import SCHEMA_VERSION, Row
 from bertbench.spec.timings import EXTRA_TIMINGS
 
@@ -94,6 +95,12 @@ def point_rows(template: Row, models: TaskModels, result: PointResult, pending: 
             mem_mb_reserved_baseline=base.outcome.memory.reserved_mb,
             tflops_baseline=result.gflop / latency.median,
         )
+        if (gpu := base.outcome.gpu) is not None:
+            common = replace(
+                common, gpu_ms_baseline=gpu.median, gpu_busy_pct_baseline=busy_pct(gpu.median, latency.median)
+            )
+        if latency.clocks:
+            common = replace(common, sm_clock_mhz_baseline=clock_summary(latency.clocks).median_mhz)
     elif isinstance(base, Failure):
         common = replace(common, baseline_status=base.status)
     check = ParityCheck(models.config.torch_dtype, result)
@@ -172,6 +179,21 @@ def _loop_columns(row: Row, mine: Measured, base, result: PointResult, check: Pa
         status="ok",
     )
     notes = []
+    if (gpu := mine.outcome.gpu) is not None:
+        row = replace(row, gpu_ms=gpu.median, gpu_busy_pct=busy_pct(gpu.median, latency.median))
+        if row.gpu_ms_baseline is not None:
+            row = replace(row, speedup_gpu_pct=speedup_pct(row.gpu_ms_baseline, gpu.median))
+    elif mine.outcome.gpu_note:
+        notes.append(mine.outcome.gpu_note)
+    base_clocks = base.outcome.latency.clocks if isinstance(base, Measured) else ()
+    if latency.clocks or base_clocks:
+        both = clock_summary((*latency.clocks, *base_clocks))
+        row = replace(
+            row,
+            sm_clock_mhz=clock_summary(latency.clocks).median_mhz,
+            throttle_reasons=both.reasons_text,
+            throttled=both.throttled,
+        )
     if isinstance(base, Measured):
         base_latency, base_mem = base.outcome.latency, base.outcome.memory.allocated_mb
         row = replace(
@@ -227,6 +249,8 @@ def _variant_columns(row: Row, variant: Variant, mine, base, notes: list[str], c
     columns: dict = {}
     if isinstance(base, Measured):
         columns[f"latency_ms_{name}_baseline"] = base.outcome.latency.median
+        if base.outcome.gpu is not None:
+            columns[f"gpu_ms_{name}_baseline"] = base.outcome.gpu.median
         if variant.setup_column:
             columns[f"{variant.setup_column}_baseline"] = base.outcome.setup_s
     elif isinstance(base, Failure):
@@ -237,6 +261,8 @@ def _variant_columns(row: Row, variant: Variant, mine, base, notes: list[str], c
         median = mine.outcome.latency.median
         columns[f"latency_ms_{name}"] = median
         columns[f"attention_kernels_{name}"] = mine.outcome.kernels
+        if mine.outcome.gpu is not None:
+            columns[f"gpu_ms_{name}"] = mine.outcome.gpu.median
         # a capture should hold the loop's kernels (a compiler may generate its own: not compared)
         same_kernels = not variant.replays or mine.outcome.kernels == row.attention_kernels
         if not same_kernels:  # e.g. transformers builds an SDPA mask while capturing and SDPA falls back to math

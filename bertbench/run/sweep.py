@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from bertbench.measure.clock import ClockWatch, for_device
 from bertbench.measure.failures import frozen_heap
 from bertbench.measure.host import HostWatch
 from bertbench.measure.probes import matmul_tflops
@@ -47,6 +48,7 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
     distributed.start(rank, device)
     written: list[Row] = []
     stats = stats if stats is not None else RunStats()
+    clock = for_device(device)
     try:
         watch = HostWatch(device)
         facts = start_run(config, rank, watch)
@@ -57,15 +59,18 @@ def run(config: RunConfig, progress: bool = True, stats: RunStats | None = None)
         costs = [point_cost(p) * (1 + len(pending)) for task in config.tasks for p, pending in todo[task]]
         with Progress(costs, enabled=progress and not config.quiet) as bar:  # its line ended on every path
             for task in config.tasks:
-                written += _run_task(task, todo[task], config, facts, rank, (bar, watch), stats)
+                written += _run_task(task, todo[task], config, facts, rank, (bar, watch, clock), stats)
         if rank.rank == 0:
             host = {**facts.manifest.get("host", {}), **host_summary(watch)}
-            write_manifest(config.output_dir, {**facts.manifest, "host": host})
+            sm_clock = {"max_mhz": clock.max_mhz, "unavailable": clock.reason} if clock is not None else None
+            write_manifest(config.output_dir, {**facts.manifest, "host": host, "sm_clock": sm_clock})
         distributed.barrier(rank)
         if rank.rank == 0:
             for task in config.tasks:
                 merge_parts(config.output_dir, task, grid_order(config))
     finally:
+        if clock is not None:
+            clock.close()
         distributed.finish(rank)
     return written
 
@@ -119,12 +124,12 @@ def _run_task(
     config: RunConfig,
     facts: RunFacts,
     rank: distributed.Rank,
-    watchers: tuple[Progress, HostWatch],
+    watchers: tuple[Progress, HostWatch, ClockWatch | None],
     stats: RunStats,
 ) -> list[Row]:
     if not todo:
         return []
-    progress, watch = watchers
+    progress, watch, clock = watchers
     path = part_path(config.output_dir, task, rank.rank) if rank.distributed else csv_path(config.output_dir, task)
     results = ResultsFile(path)  # before the models load: a file that cannot be appended to is known at once
     models = TaskModels(task, config)
@@ -140,7 +145,7 @@ def _run_task(
                 rows = failed_rows(template, pending, models.baseline_failure)
             else:
                 watch.start_point()
-                result = measure_point(models, point, pending, watch.read)
+                result = measure_point(models, point, pending, watch.read, clock.sample if clock else None)
                 watch.read()
                 result.host_slowdown = watch.slowdown()
                 stats.timed_s += result.timed_s

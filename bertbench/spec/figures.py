@@ -38,6 +38,11 @@ def speedup_pct(baseline_ms: Number, ms: Number) -> Number:
     return (baseline_ms / ms - 1) * 100
 
 
+def busy_pct(gpu_ms: Number, ms: Number) -> Number:
+    """The share of a call of `ms` milliseconds that the GPU was busy, in percent."""
+    return 100 * gpu_ms / ms
+
+
 def mem_saved_pct(baseline_mb: Number, mb: Number) -> Number:
     """Peak memory saved against the baseline, in percent: (1 - mb / baseline) x 100."""
     return (1 - mb / baseline_mb) * 100

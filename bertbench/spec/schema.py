@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, fields
 from bertbench.spec.figures import STATUSES as STATUSES  # re-exported: the schema's status values
 from bertbench.spec.timings import EXTRA_COLUMNS
 
-SCHEMA_VERSION = (
-    5  # 1: to cuda_graphs/compile; 2: + git_commit; 3: + seed ...; 4: + host_share, host_bound ...; 5: + flash_attn_3
-)
+# 1: to cuda_graphs/compile; 2: + git_commit; 3: + seed ...; 4: + host_share, host_bound ...; 5: + flash_attn_3;
+# 6: + gpu_ms ..., speedup_gpu_pct, gpu_busy_pct, sm_clock_mhz, throttle_reasons, throttled
+SCHEMA_VERSION = 6
 
 
 def col(doc: str):
@@ -76,6 +76,26 @@ class Row:
         "around its rounds of timed calls; runs/<run_id>.json has the run's)"
     )
     speedup_pct: float | None = col("(latency_ms_baseline / latency_ms - 1) x 100")
+    gpu_ms_baseline: float | None = col(
+        "GPU: the baseline's GPU time per call, the sum of its kernels' durations (median of --gpu-time-calls "
+        "profiled calls after the timed ones; the host's speed does not move it)"
+    )
+    gpu_ms: float | None = col("GPU: the implementation's GPU time per call")
+    speedup_gpu_pct: float | None = col(
+        "(gpu_ms_baseline / gpu_ms - 1) x 100: which kernels are faster, whatever the host (speedup_pct: what "
+        "this host delivers per call)"
+    )
+    gpu_busy_pct: float | None = col("100 x gpu_ms / latency_ms: the share of the call the GPU was busy")
+    gpu_busy_pct_baseline: float | None = col("100 x gpu_ms_baseline / latency_ms_baseline")
+    sm_clock_mhz: float | None = col("GPU: median SM clock read after each round of the implementation's timed calls")
+    sm_clock_mhz_baseline: float | None = col("the same for the baseline's rounds")
+    throttle_reasons: str | None = col(
+        "NVML clock-slowing reasons seen during either model's rounds, OR-ed (0x4 power cap, 0x8 hardware "
+        "slowdown, 0x20/0x40 thermal, 0x80 power brake)"
+    )
+    throttled: bool | None = col(
+        "a slowing reason was seen, or the SM clock read below 90 % of its maximum with the GPU busy"
+    )
     mem_mb_baseline: float | None = col("baseline's peak allocated memory above weights and batch (MiB)")
     mem_mb: float | None = col("implementation's peak allocated memory above weights and batch (MiB)")
     mem_mb_reserved_baseline: float | None = col("baseline's peak of the allocator's reserved memory (MiB)")
@@ -95,11 +115,17 @@ class Row:
     latency_ms_graph_baseline: float | None = col("baseline's median replay of a captured CUDA graph")
     latency_ms_graph: float | None = col("implementation's median CUDA-graph replay: GPU time without Python")
     speedup_graph_pct: float | None = col("speedup with both replayed from CUDA graphs")
+    gpu_ms_graph_baseline: float | None = col("baseline's GPU time per replay (its kernels' durations)")
+    gpu_ms_graph: float | None = col(
+        "implementation's GPU time per replay: near gpu_ms when the replay runs its kernels"
+    )
     launch_bound: bool | None = col("latency_ms >= 1.5 x latency_ms_graph: the host, not the GPU, sets the latency")
     attention_kernels_graph: str | None = col("recorded while capturing (a library may take another path then)")
     latency_ms_compiled_baseline: float | None = col("baseline's median after torch.compile (static shapes)")
     latency_ms_compiled: float | None = col("implementation's median after torch.compile")
     speedup_compiled_pct: float | None = col("speedup with both compiled")
+    gpu_ms_compiled_baseline: float | None = col("baseline's GPU time per compiled call")
+    gpu_ms_compiled: float | None = col("implementation's GPU time per compiled call")
     compile_s_baseline: float | None = col("the baseline's first compiled call: tracing, code generation, one run (s)")
     compile_s: float | None = col("the implementation's first compiled call (s)")
     attention_kernels_compiled: str | None = col("fused attention operators of the compiled call")

@@ -39,3 +39,28 @@ def test_on_a_terminal_tqdm_draws_one_line_with_the_same_estimate_and_ends_it_wh
     drawn = stream.getvalue()
     assert "1/4 points [00:00<?] b" in drawn and "2/4 points [00:00<00:03] c" in drawn  # elapsed: tqdm's own clock
     assert drawn.endswith("c\n") and "\n" not in drawn[:-1]  # redrawn in place, its line ended when closed
+
+
+def _row(**kw):
+    from bertbench.spec.schema import Row
+
+    base = dict(task="qa", attn_implementation="sdpa", batch_size=8, max_seqlen=512, pad_fraction=0.5,
+                pad_fraction_real=0.5, latency_ms_baseline=8.3, latency_ms=6.6, speedup_pct=25.8,
+                status="ok")  # fmt: skip
+    return Row(**{**base, **kw})
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_the_summary_leads_with_the_gpu_speedup_and_says_what_each_answers(count):
+    from bertbench.run.console import E2E_MEANS, GPU_MEANS, summarize
+
+    gpu = [_row(gpu_ms_baseline=4.74, gpu_ms=2.35, speedup_gpu_pct=101.7, throttled=i == 0) for i in range(count)]
+    text = summarize(gpu)
+    header = text.splitlines()[0]
+    assert header.index("gpu" if count == 1 else "GPU speedup") < header.index(
+        "speedup%" if count == 1 else "median speedup"
+    )
+    assert "+101.7" in text and "+25.8" in text and GPU_MEANS in text and E2E_MEANS in text
+    assert f"1 of {count} rows ran with the SM clock throttled" in text
+    plain = summarize([_row() for _ in range(count)])  # rows without the columns: as before
+    assert "gpu" not in plain.lower() and GPU_MEANS not in plain

@@ -287,3 +287,45 @@ def test_a_model_that_does_not_compile_keeps_its_row_and_says_why(tiny_config, m
         assert row["status"] == "ok" and row["latency_ms"] > 0 and row.latency_ms_compiled is None
         assert "torch.compile error: compile failed: RuntimeError: backend refused" in row["detail"]
         assert "torch.compile of the baseline error" in row["detail"]
+
+
+def test_gpu_time_and_the_clock_fill_their_columns(tiny_config, monkeypatch):
+    """Where the device gives kernel durations and clocks (stood in here on the CPU), every row
+    carries both models' GPU time, the GPU-time speedup, the busy share and the clock; where the
+    record cannot be read the timings stand and the detail says why."""
+    from bertbench.measure import gpu_time, variants
+    from bertbench.measure.clock import ClockSample
+
+    kernel_ms = {"eager": 4.0, "sdpa": 2.0}
+
+    def fake_gpu_times(calls, device, count):
+        assert count == 3
+        return {name: gpu_time.GpuTime((kernel_ms.get(name, 4.0),) * count, (10,) * count) for name in calls}
+
+    class Watch:
+        max_mhz, reason = 1980, ""
+        readings = iter([1980, 1980, 1700] * 100)
+
+        def sample(self):
+            return ClockSample(next(self.readings), 0, 1980)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(variants, "gpu_times", fake_gpu_times)
+    monkeypatch.setattr(sweep, "for_device", lambda device: Watch())
+    point = "--task qa --optimization sdpa --batch-size 2 --max-seqlen 16"
+    (row,) = sweep.run(tiny_config(f"{point} --num-batches 30"))
+    assert row.status == "ok", row.detail
+    assert row.gpu_ms_baseline == 4.0 and row.gpu_ms == 2.0 and row.speedup_gpu_pct == pytest.approx(100.0)
+    assert row.gpu_busy_pct == pytest.approx(100 * 2.0 / row.latency_ms)
+    assert row.sm_clock_mhz in (1700, 1980) and row.sm_clock_mhz_baseline is not None
+    assert row.throttled and row.throttle_reasons == ""  # 1700 MHz is below 90 % of 1980, no reason named
+
+    def broken(calls, device, count):
+        raise gpu_time.GpuTimeUnavailable("the profiler recorded 0 of 7 marker kernels")
+
+    monkeypatch.setattr(variants, "gpu_times", broken)
+    (row,) = sweep.run(tiny_config(point))
+    assert row.status == "ok" and row.latency_ms > 0 and row.gpu_ms is None and row.speedup_gpu_pct is None
+    assert "GPU time unavailable: GpuTimeUnavailable: the profiler recorded 0 of 7 marker kernels" in row.detail

@@ -1,0 +1,114 @@
+"""GPU time: what the device itself spent on one call, from the durations of the kernels it
+ran (CUPTI, through torch.profiler), apart from the timed loop.
+
+On a fast GPU the latency of a call is often set by the Python host that launches its few
+hundred kernels; it moves between runs with the host's speed, and can rank implementations
+against their kernels' own cost. The sum of the kernels' durations (and the copies and fills
+the call asked of the GPU) does not depend on the host: it answers which kernels are faster.
+
+After the timed rounds, each model's call runs `count` more times inside one profiler
+session (CUDA activity only: no CPU operator is recorded, so the host pays little), the
+models in turn (as the timed rounds interleave them: a spell of the power cap, which lowers
+the SM clock for seconds, falls on all of them alike), the GPU idle before each call and a
+marker kernel (torch.cuda._sleep(0)) launched between calls; the device's activities between
+two markers are one call's. Kernels of one stream never overlap,
+and only device activities are counted (the profiler's annotations, which span kernels, are
+not), so nothing is counted twice. The median call is the row's figure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch.profiler import ProfilerActivity
+
+from bertbench.measure.probes import profiled
+
+GPU_CALLS = 3  # profiled calls per model: kernel sums repeat within 1 % (docs/methodology.md)
+MARKER = "spin_kernel"  # the kernel torch.cuda._sleep launches (ATen's Sleep.cu)
+COUNTED = frozenset({"kernel", "gpu_memcpy", "gpu_memset"})  # device activities, as kineto names them
+
+
+@dataclass(frozen=True)
+class DeviceEvent:
+    name: str
+    activity: str  # kineto's activity type: kernel, gpu_memcpy, gpu_memset, gpu_user_annotation, ...
+    start_ns: int
+    duration_ns: int
+
+
+@dataclass(frozen=True)
+class GpuTime:
+    """The device time of each profiled call of one model (ms) and how many activities each ran."""
+
+    calls_ms: tuple[float, ...]
+    activities: tuple[int, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.calls_ms)
+
+    @property
+    def spread(self) -> float:
+        """(slowest - fastest) / median of the profiled calls."""
+        return (max(self.calls_ms) - min(self.calls_ms)) / self.median if self.median else 0.0
+
+
+def split_calls(events: Iterable[DeviceEvent], calls: int) -> list[tuple[float, int]]:
+    """Milliseconds and activity count of each of `calls` calls, from the device's activities of
+    a session that launched a marker before every call and one after the last."""
+    ordered = sorted((e for e in events if e.activity in COUNTED), key=lambda e: e.start_ns)
+    markers = [i for i, e in enumerate(ordered) if MARKER in e.name]
+    if len(markers) != calls + 1:
+        raise GpuTimeUnavailable(f"the profiler recorded {len(markers)} of {calls + 1} marker kernels")
+    out = []
+    for start, end in itertools.pairwise(markers):
+        inside = ordered[start + 1 : end]
+        out.append((sum(e.duration_ns for e in inside) / 1e6, len(inside)))
+    return out
+
+
+class GpuTimeUnavailable(RuntimeError):
+    """The kernels' durations could not be read; the message says why."""
+
+
+def gpu_times(
+    calls: dict[str, Callable[[], object]], device: torch.device, count: int = GPU_CALLS
+) -> dict[str, GpuTime]:
+    """Each call's GpuTime, `count` profiled calls each, in one profiler session. Empty on the CPU
+    or with count 0; GpuTimeUnavailable when the profiler's record cannot be read."""
+    if device.type != "cuda" or count <= 0 or not calls:
+        return {}
+    order = [name for _ in range(count) for name in calls]  # interleaved: a, b, c, a, b, c, ...
+    with profiled([ProfilerActivity.CUDA]) as prof:
+        for name in order:
+            torch.cuda.synchronize(device)
+            torch.cuda._sleep(0)
+            calls[name]()
+        torch.cuda.synchronize(device)
+        torch.cuda._sleep(0)
+        torch.cuda.synchronize(device)
+    per_call = split_calls(_device_events(prof), len(order))
+    mine: dict[str, list[tuple[float, int]]] = {name: [] for name in calls}
+    for name, measured in zip(order, per_call, strict=True):
+        mine[name].append(measured)
+    return {name: GpuTime(tuple(ms for ms, _ in m), tuple(n for _, n in m)) for name, m in mine.items()}
+
+
+def _device_events(prof) -> list[DeviceEvent]:
+    return [
+        DeviceEvent(e.name(), _activity(e), e.start_ns(), e.duration_ns())
+        for e in prof.profiler.kineto_results.events()
+        if e.device_type() == torch.autograd.DeviceType.CUDA
+    ]
+
+
+def _activity(event) -> str:
+    """kineto's activity type of a device event (older PyTorch: an annotation or a kernel)."""
+    if hasattr(event, "activity_type"):
+        return event.activity_type()
+    return "gpu_user_annotation" if event.is_user_annotation() else "kernel"
