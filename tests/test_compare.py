@@ -224,3 +224,35 @@ def test_a_key_column_one_side_never_recorded_is_not_joined_on(tmp_path):
     new = [{"task": "qa", "attn_implementation": "sdpa", "batch_size": "2", "seed": "0"}]
     assert "seed" not in compare.joined_columns(old, new)
     assert "seed" in compare.joined_columns(new, new) and "packed" in compare.joined_columns(old, new)
+
+
+def test_the_gpu_time_leads_where_both_runs_have_it_and_judges_fail_above(tmp_path, capsys):
+    """A host-bound point whose latency moved 30 % while its kernels did not: the GPU time is the
+    headline (table, summary, --fail-above), the latency stands beside it; a point without GPU time
+    on one side is judged by its latency."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    gpu = {"gpu_ms_baseline": 4.8}
+    write(a / "qa.csv", [row(batch=1, latency=10.0, spread=TIGHT_A, gpu_ms=2.40, **gpu),
+                         row(batch=2, latency=10.0, spread=TIGHT_A, gpu_ms=2.40, **gpu),
+                         row(batch=4, latency=10.0, spread=TIGHT_A)])  # fmt: skip
+    write(b / "qa.csv", [row(batch=1, latency=13.0, spread=TIGHT_B, gpu_ms=2.41, **gpu),
+                         row(batch=2, latency=10.0, spread=TIGHT_A, gpu_ms=2.90, **gpu),
+                         row(batch=4, latency=13.0, spread=TIGHT_B, gpu_ms=2.0)])  # fmt: skip
+    pairs = pairs_of(a, b)
+    one, two, four = (pairs[("qa", "sdpa", str(n))] for n in (1, 2, 4))
+    assert one.verdict.kind == "slower" and one.gpu_verdict.kind == "same" and one.headline[3] == "GPU time"
+    assert two.verdict.kind == "same" and two.gpu_verdict.kind == "slower"
+    assert four.gpu_verdict is None and four.headline[3] == "latency"
+    assert pairs[("qa", "eager (baseline)", "1")].gpu_verdict.kind == "same"  # the baseline's own GPU time
+    assert compare_cli.main([str(a), str(b), "--fail-above", "10"]) == 1
+    out = capsys.readouterr().out
+    assert "| GPU A (ms) | GPU B (ms) | GPU B/A | GPU verdict | latency A (ms) |" in out and compare.GPU_MEANS in out
+    assert (
+        "slower by 20.8%: qa (bert-base fp16, baseline eager) sdpa, batch 2 seqlen 128 pad 0: GPU time 2.4 -> 2.9"
+        in out
+    )
+    assert (
+        "slower by 30.0%: qa (bert-base fp16, baseline eager) sdpa, batch 4 seqlen 128 pad 0: latency 10 -> 13" in out
+    )
+    assert "batch 1 seqlen" not in out.split("## Summary")[1]  # the host-bound latency change is not a failure

@@ -61,6 +61,7 @@ class Metric:
 
 
 METRICS = (
+    Metric("speedup_gpu", "speedup_gpu_pct", "GPU-time speedup\nvs {b} (%)", title="speedup, GPU time (kernels)"),
     Metric("speedup", "speedup_pct", "speedup vs {b} (%)", bars=True, title="speedup"),
     *(Metric(f"speedup_{t.name}", f"speedup_{t.name}_pct", f"speedup vs {{b}},\n{t.both} (%)",
              title=f"speedup, {t.both.removeprefix('both ')}") for t in EXTRA_TIMINGS),

@@ -42,6 +42,12 @@ CONTRACT = ("task", "attn_implementation", "batch_size", "max_seqlen", "status",
 NOT_BASELINE = ("attn_implementation", "packed")  # left out of the baseline's point: it never runs packed
 VERDICTS = {"faster": ("#0072B2", "v"), "same": ("#999999", "o"), "slower": ("#D55E00", "^")}  # Okabe-Ito
 HEAD = "| implementation | batch | seqlen | pad | latency A (ms) | latency B (ms) | B/A | margin | verdict | mem B/A |"
+GPU_HEAD = "| implementation | batch | seqlen | pad | GPU A (ms) | GPU B (ms) | GPU B/A | GPU verdict |"
+GPU_MEANS = (
+    "GPU time (gpu_ms): the sum of the call's kernel durations, which the host's speed does not move: did the "
+    "kernels get faster? Latency: the timed loop's median: what this Python host delivers per call. The GPU time "
+    "has no recorded spread (it repeats within about 1 % between runs); its verdict is the threshold's."
+)
 RULE = (
     "Verdict: slower if B/A > 1 + m, faster if B/A < 1/(1 + m), else same; m = max({:g} %, sqrt(s_A² + s_B²)/2), "
     "s = (p90 - p10)/median of each row; m = the threshold alone where a row lacks p10/p90 (no spread recorded)."
@@ -100,6 +106,17 @@ class Pair:
     verdict: Verdict
     note: str  # which side's row is a mismatch
     mem_ratio: float | None
+    gpu_a: float | None = None  # GPU time (gpu_ms), where both rows have it
+    gpu_b: float | None = None
+    gpu_verdict: Verdict | None = None  # B/A of the GPU time, by the threshold alone (no spread recorded)
+
+    @property
+    def headline(self) -> tuple[Verdict, float, float, str]:
+        """The GPU time's verdict where both rows have one, else the latency's: what --fail-above and the
+        chart judge by."""
+        if self.gpu_verdict is not None and self.gpu_a is not None and self.gpu_b is not None:
+            return self.gpu_verdict, self.gpu_a, self.gpu_b, "GPU time"
+        return self.verdict, self.a.median, self.b.median, "latency"
 
 
 @dataclass
@@ -184,7 +201,16 @@ def pair(ra: Row, rb: Row, a: Timing, b: Timing, baseline: bool, threshold: floa
     section = f"{ra['task']} ({ra.get('model', '')} {ra.get('dtype', '')}, baseline {ra.get('baseline', '')})"
     sides = [f"{side} mismatch" for side, r in (("A", ra), ("B", rb)) if r["status"] == "mismatch" and not baseline]
     point, mem = (ra["batch_size"], ra["max_seqlen"], ra.get("pad_fraction", "")), a.mem and b.mem and b.mem / a.mem
-    return Pair(section, series_name(ra, baseline), *point, a, b, Verdict.of(a, b, threshold), ", ".join(sides), mem)
+    column = "gpu_ms_baseline" if baseline else "gpu_ms"
+    ga, gb = _positive(ra.get(column)), _positive(rb.get(column))
+    gpu = Verdict.of(Timing(ga, None, None, None), Timing(gb, None, None, None), threshold) if ga and gb else None
+    return Pair(section, series_name(ra, baseline), *point, a, b, Verdict.of(a, b, threshold), ", ".join(sides), mem,
+                ga if gpu else None, gb if gpu else None, gpu)  # fmt: skip
+
+
+def _positive(value: str | None) -> float | None:
+    number = _float(value)
+    return number if number > 0 and math.isfinite(number) else None
 
 
 def compare(a: dict[Key, Row], b: dict[Key, Row], columns: tuple[str, ...], threshold: float) -> Comparison:
@@ -236,21 +262,37 @@ def describe(path: Path, rows: dict[Key, Row]) -> str:
 
 
 def render(result: Comparison, sides: list[str], threshold: float) -> str:
+    gpu = any(p.gpu_verdict is not None for p in result.pairs)
     lines = ["# bertbench compare", "", f"- A: {sides[0]}", f"- B: {sides[1]}", f"- {RULE.format(threshold * 100)}"]
+    lines += [f"- {GPU_MEANS}"] if gpu else []
+    head = GPU_HEAD[:-1] + HEAD[HEAD.index("| latency A") :] if gpu else HEAD
     for section, pairs in itertools.groupby(result.pairs, key=lambda p: p.section):
-        lines += ["", f"## {section}", "", HEAD, "|---" * 10 + "|"]
+        lines += ["", f"## {section}", "", head, "|---" * (14 if gpu else 10) + "|"]
         for p in pairs:
             v, note = p.verdict, f"; {p.note}" if p.note else ""
-            lines.append(f"| {p.series} | {p.batch} | {p.seqlen} | {p.pad} | {p.a.median:.4g} | {p.b.median:.4g} "
+            g = p.gpu_verdict
+            lead = (
+                (f" {p.gpu_a:.4g} | {p.gpu_b:.4g} | {g.ratio:.3f} | {g.kind} |" if g else " - | - | - | - |")
+                if gpu
+                else ""
+            )
+            lines.append(f"| {p.series} | {p.batch} | {p.seqlen} | {p.pad} |{lead} {p.a.median:.4g} | {p.b.median:.4g} "
                          f"| {v.ratio:.3f} | {v.margin:.1%} | {v}{note} | {_x(p.mem_ratio)} |")  # fmt: skip
-    lines += ["", "## Summary", "", "| section | implementation | points | geomean latency B/A | faster | slower | "
-              "same | no spread recorded | geomean memory B/A |", "|---" * 9 + "|"]  # fmt: skip
+    gpu_cols = "geomean GPU B/A | GPU faster | GPU slower | GPU same | " if gpu else ""
+    lines += ["", "## Summary", "", f"| section | implementation | points | {gpu_cols}geomean latency B/A | faster | "
+              "slower | same | no spread recorded | geomean memory B/A |",
+              "|---" * (13 if gpu else 9) + "|"]  # fmt: skip
     for (section, series), group in itertools.groupby(result.pairs, key=lambda p: (p.section, p.series)):
         ps = list(group)
         kinds = Counter([p.verdict.kind for p in ps] + ["unknown" for p in ps if not p.verdict.spread_recorded])
         ratio, mem = geomean([p.verdict.ratio for p in ps]), geomean([r for p in ps if (r := p.mem_ratio) is not None])
-        lines.append(f"| {section} | {series} | {len(ps)} | {_x(ratio)} | {kinds['faster']} | {kinds['slower']} | "
-                     f"{kinds['same']} | {kinds['unknown']} | {_x(mem)} |")  # fmt: skip
+        lead = ""
+        if gpu:
+            gv = [p.gpu_verdict for p in ps if p.gpu_verdict is not None]
+            gk = Counter(v.kind for v in gv)
+            lead = f"{_x(geomean([v.ratio for v in gv]))} | {gk['faster']} | {gk['slower']} | {gk['same']} | "
+        lines.append(f"| {section} | {series} | {len(ps)} | {lead}{_x(ratio)} | {kinds['faster']} | "
+                     f"{kinds['slower']} | {kinds['same']} | {kinds['unknown']} | {_x(mem)} |")  # fmt: skip
     lines += ["", "| task | compared | only in A | only in B | in both, not measured on one side |", "|---" * 5 + "|"]
     for task in sorted({t for t, _ in result.coverage}):
         mine = {what: n for (t, what), n in sorted(result.coverage.items()) if t == task}

@@ -1,4 +1,5 @@
-"""The summary chart of `bertbench compare`: latency B/A of every joined point."""
+"""The summary chart of `bertbench compare`: B/A of every joined point, of the GPU time where both rows have
+one, else of the latency (Pair.headline)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from bertbench.report.compare import VERDICTS, Comparison, geomean
 
 
 def write_chart(result: Comparison, path: Path, title: str) -> None:
-    """Latency B/A per point on a log axis: one panel per section, one band per series."""
+    """B/A per point on a log axis: one panel per section, one band per series."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,14 +25,15 @@ def write_chart(result: Comparison, path: Path, title: str) -> None:
         for i, group in enumerate(series.values()):  # each ordered by seqlen, pad, batch
             xs = [i + 0.1 + 0.8 * j / max(len(group) - 1, 1) for j in range(len(group))]
             for (kind, (color, marker)), filled in itertools.product(VERDICTS.items(), (True, False)):
-                chosen = [(x, p.verdict.ratio) for x, p in zip(xs, group, strict=True)
-                          if p.verdict.kind == kind and p.verdict.spread_recorded == filled]  # fmt: skip
+                chosen = [(x, p.headline[0].ratio) for x, p in zip(xs, group, strict=True)
+                          if p.headline[0].kind == kind and p.headline[0].spread_recorded == filled]  # fmt: skip
                 if chosen:  # hollow: no spread recorded, the threshold alone decided
                     ax.scatter(*zip(*chosen, strict=True), marker=marker, s=30, edgecolors=color, zorder=3,
                                facecolors=color if filled else "none", alpha=0.6 if kind == "same" else 1)  # fmt: skip
-            ax.hlines(geomean([p.verdict.ratio for p in group]), i + 0.05, i + 0.95, color="black", linewidth=2)
+            ax.hlines(geomean([p.headline[0].ratio for p in group]), i + 0.05, i + 0.95, color="black", linewidth=2)
         ax.axhline(1, color="black", linewidth=0.8, linestyle="--")
-        ax.set(xlim=(0, len(series)), ylabel="latency B/A", title=section, yscale="log")  # the scale before its ticks
+        what = "GPU time" if any(p.gpu_verdict for p in pairs) else "latency"
+        ax.set(xlim=(0, len(series)), ylabel=f"{what} B/A", title=section, yscale="log")  # the scale before its ticks
         ax.yaxis.set(major_locator=LogLocator(base=2, subs=(1.0, 1.25, 1.5, 1.75)), minor_formatter=NullFormatter(),
                      major_formatter=FuncFormatter(lambda v, _: f"{v:g}"))  # fmt: skip
         ax.set_xticks([i + 0.5 for i in range(len(series))], list(series), fontsize=8)

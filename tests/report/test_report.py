@@ -155,3 +155,30 @@ def test_train_and_inference_are_regimes_of_their_own_and_the_environment_comes_
     assert [label for label, _ in regimes(data.rows)][-2:] == ["train", "inference"]
     source, env = report.environment([data])
     assert "no run manifests" in source and ["torch", "2.11.0+cu130"] in env and ["device", SETUP["device"][:-9]] in env
+
+
+def test_where_rows_have_gpu_time_the_kernels_answer_leads_and_the_latency_stands_beside(tmp_path):
+    """Host-bound rows: the latency ranks sdpa first, the kernels rank flash_attention_2 first (as at
+    64 x 512 pad 0.5 on the H200). The report says both, the GPU time first, each with what it answers;
+    the charts draw the GPU-time speedup."""
+    rows = []
+    for batch in (1, 64):
+        for pad in (0.0, 0.5):
+            for impl, ms, gpu in (("sdpa", 8.0, 2.4), ("flash_attention_2", 11.0, 2.2)):
+                rows.append(row(impl, batch, 512, pad, ms, 9.0, 0.02, 100.0, gpu_ms=gpu, gpu_ms_baseline=4.8,
+                                speedup_gpu_pct=(4.8 / gpu - 1) * 100))  # fmt: skip
+    results = write(tmp_path / "r", rows)
+    (data,) = load_results(results)
+    (everything, *_) = findings(data)
+    assert everything.fastest == "sdpa" and everything.fastest_gpu == "flash_attention_2"
+    assert everything.gpu_over_runner_up.other == "sdpa" and everything.gpu_over_runner_up.pct == pytest.approx(
+        (2.4 / 2.2 - 1) * 100
+    )
+    assert everything.gpu_over_runner_up.verdict == "beyond 2 %"
+    assert plot.main(["--results-dir", str(results), "--plots-dir", str(tmp_path / "p")]) == 0
+    text = (tmp_path / "p" / "report.md").read_text()
+    assert text.index("### Fastest kernels (GPU time)") < text.index("### Fastest end to end (latency)")
+    assert report.GPU_MEANS in text and report.E2E_MEANS in text
+    assert "- all points, GPU time: **flash_attention_2** fastest in qa" in text
+    assert "- all points, end to end: **sdpa** fastest in qa" in text
+    assert (tmp_path / "p" / "qa" / "seqlen_512_speedup_gpu.png").exists()
