@@ -103,3 +103,24 @@ def test_a_refusing_kernel_says_why_from_the_warnings_it_gave():
         "RuntimeError: No available kernel. Aborting execution. (Flash Attention does not support non-null attn_mask.)"
     )
     assert failures["bug"].status == "error" and failures["bug"].detail == "ValueError: a bug"
+
+
+def test_where_the_observed_calls_empty_the_pool_every_model_calls_once_more_before_the_rounds(monkeypatch):
+    """On a GPU each observed call runs from an emptied allocator pool; timed at once, the next
+    model's first calls would allocate afresh. One untimed call of every model, after all the
+    observed ones, refills it (CPU: no pool, no extra call)."""
+    from bertbench.measure import timing
+
+    order = []
+    calls = {n: (lambda n=n: order.append(n)) for n in "ab"}
+    observe = lambda name: order.append(f"observe {name}")  # noqa: E731
+    fixed = plan(num_batches=2, budget_ms=None, warmup=1)
+    time_interleaved(calls, CPU, fixed, observe=observe)
+    assert order == ["observe a", "observe b", "a", "a", "b", "b"]
+    order.clear()
+    monkeypatch.setattr(timing, "refills_pool", lambda device: True)
+    time_interleaved(calls, CPU, fixed, observe=observe)
+    assert order == ["observe a", "observe b", "a", "b", "a", "a", "b", "b"]
+    order.clear()
+    time_interleaved(calls, CPU, fixed)  # nothing observed, nothing emptied
+    assert order == ["a", "b", "a", "a", "b", "b"]
