@@ -34,8 +34,13 @@ def write_chart(result: Comparison, path: Path, title: str) -> None:
         ax.axhline(1, color="black", linewidth=0.8, linestyle="--")
         what = "GPU time" if any(p.gpu_verdict for p in pairs) else "latency"
         ax.set(xlim=(0, len(series)), ylabel=f"{what} B/A", title=section, yscale="log")  # the scale before its ticks
-        ax.yaxis.set(major_locator=LogLocator(base=2, subs=(1.0, 1.25, 1.5, 1.75)), minor_formatter=NullFormatter(),
-                     major_formatter=FuncFormatter(lambda v, _: f"{v:g}"))  # fmt: skip
+        ratios = [p.headline[0].ratio for p in pairs]
+        if max(ratios) / min(ratios) < 1.25:  # within a few per cent (GPU time): the log ticks would show 1 alone
+            ax.set_yscale("linear")
+        else:
+            ticks = LogLocator(base=2, subs=(1.0, 1.25, 1.5, 1.75))
+            ax.yaxis.set(major_locator=ticks, minor_formatter=NullFormatter(),
+                         major_formatter=FuncFormatter(lambda v, _: f"{v:g}"))  # fmt: skip
         ax.set_xticks([i + 0.5 for i in range(len(series))], list(series), fontsize=8)
     handles = [Line2D([], [], color=c, marker=m, linestyle="", label=k) for k, (c, m) in VERDICTS.items()]
     handles += [Line2D([], [], color="gray", marker="o", markerfacecolor="none", linestyle="", label="no spread"),
