@@ -84,12 +84,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         raise UsageError(f"{extras[0].flag} times inference only; drop it or --mode train")
     tasks = TASKS if args.task == "all" else (args.task,)
     _check_output_dir(args.output_dir, tasks)
-    if args.use_cuda is False:
-        cuda_present = False
-    else:
-        import torch
-
-        cuda_present = torch.cuda.is_available()
+    cuda_present = False if args.use_cuda is False else load_torch().cuda.is_available()
     if args.use_cuda and not cuda_present:
         raise UsageError("--use-cuda: no CUDA GPU is visible to PyTorch")
     device = "cuda" if (cuda_present if args.use_cuda is None else args.use_cuda) else "cpu"
@@ -109,16 +104,16 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
             f"max seqlen {longest} is longer than the model's {positions} positions (max_position_embeddings)"
         )
     dtype = args.dtype or {True: "fp16", False: "fp32"}.get(args.use_half, "fp16" if on_gpu else "fp32")
-    import torch
-
+    torch = load_torch()
     from bertbench.attention.registry import unavailable_reason
 
     where = torch.device(device), getattr(torch, TORCH_DTYPES[dtype])
-    everything = [
-        n
-        for n in registry.names()
-        if n != args.baseline and unavailable_reason(n, *where) is None and registry.get(n).in_all
-    ]
+    with signals.deferred():  # asks transformers and the kernels' packages, importing them
+        everything = [
+            n
+            for n in registry.names()
+            if n != args.baseline and unavailable_reason(n, *where) is None and registry.get(n).in_all
+        ]
     implementations = tuple(
         dict.fromkeys(n for name in args.optimization for n in (everything if name == "all" else [name]))
     )
@@ -146,6 +141,16 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         cpu_sized=device == "cpu" and any(v is None for v in explicit.values()),
         quiet=args.quiet,
     )
+
+
+def load_torch():
+    """PyTorch, imported whole: its C++ start-up runs Python code, and a signal's exception raised
+    there is one the C++ side cannot pass on (the process aborted with exit -6, "terminate
+    called ..." and the Python stack of an import on stderr: once in the 50 signals of the
+    start-up test, on a loaded machine). The signal is raised once the import is done."""
+    with signals.deferred():
+        import torch
+    return torch
 
 
 SLOW_IN_ALL = tuple(n for n in registry.names() if not registry.get(n).in_all)  # left out of `all`

@@ -57,11 +57,13 @@ def _main(argv: list[str], prog: str, where: list[Path]) -> int:
         fail(str(e), prog=prog)
     where.append(config.output_dir)
     if config.capacity_limit is not None:
-        from bertbench.run.capacity_run import main as capacity
+        with signals.deferred():
+            from bertbench.run.capacity_run import main as capacity
 
         return capacity(config)
-    from bertbench.run.console import describe, summarize, time_share
-    from bertbench.run.sweep import RunStats, run
+    with signals.deferred():  # transformers and the models' modules, imported whole (arguments.load_torch)
+        from bertbench.run.console import describe, summarize, time_share
+        from bertbench.run.sweep import RunStats, run
 
     print(describe(config), flush=True)
     start, stats = time.perf_counter(), RunStats()

@@ -205,6 +205,32 @@ def test_a_signal_inside_a_deferred_block_is_raised_when_it_ends():
         time.sleep(0.05)
 
 
+def test_a_signal_while_torch_imports_is_raised_once_the_import_is_done(monkeypatch):
+    """PyTorch's C++ start-up runs Python code; a signal's exception raised inside it once aborted
+    the process (exit -6). arguments.load_torch lets the import finish, then raises the signal."""
+    import builtins
+
+    from bertbench import arguments
+
+    real, seen = builtins.__import__, []
+
+    def importing(name, *args, **kwargs):
+        if name != "torch":
+            return real(name, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # undeferred, the handler raises here
+        seen.append("imported")
+        return real(name, *args, **kwargs)
+
+    with signals.handled(), pytest.raises(signals.Interrupted) as stopped:
+        monkeypatch.setattr(builtins, "__import__", importing)
+        try:
+            arguments.load_torch()
+        finally:
+            monkeypatch.undo()
+    assert seen == ["imported"] and stopped.value.exit_code == 143
+
+
 def test_sigkill_at_random_moments_then_resume_ends_with_every_point_once(tmp_path):
     """Killed while it measures, then the resumed run killed at a random moment of its start-up
     (while it may be moving a cut row aside), then resumed to the end."""
