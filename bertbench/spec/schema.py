@@ -113,7 +113,10 @@ class Row:
     power_w_baseline: float | None = col("baseline's mean board power over its energy window (W)")
     power_w: float | None = col("implementation's mean board power over its energy window (W)")
     latency_ms_graph_baseline: float | None = col("baseline's median replay of a captured CUDA graph")
-    latency_ms_graph: float | None = col("implementation's median CUDA-graph replay: GPU time without Python")
+    latency_ms_graph: float | None = col(
+        "implementation's median CUDA-graph replay: GPU time without Python (empty where the replay ran other "
+        "kernels than the loop: the detail gives that figure)"
+    )
     speedup_graph_pct: float | None = col("speedup with both replayed from CUDA graphs")
     gpu_ms_graph_baseline: float | None = col("baseline's GPU time per replay (its kernels' durations)")
     gpu_ms_graph: float | None = col(
