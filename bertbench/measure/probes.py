@@ -83,18 +83,25 @@ def profiled(activities: list[ProfilerActivity]) -> Iterator[profile]:
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Silence the profiler's start/stop lines, which the C++ side prints to fd 2 on every run."""
-    with signals.deferred():  # never interrupted half-way: fd 2 would stay on /dev/null, the message lost
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+    """Silence the profiler's start/stop lines, which the C++ side prints to fd 2 on every run.
+
+    The swaps run whole (signals.deferred): fd 2 is never left on /dev/null, the one-line
+    message of an interrupt lost. A signal during the first swap is raised at its end, inside
+    the try, so fd 2 is put back on that path too (it was not: the process then ended with
+    130 and an empty stderr, once in 40 runs of the four-moment signal test)."""
+    saved = None
     try:
+        with signals.deferred():
+            sys.stderr.flush()
+            saved = os.dup(2)
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
         yield
     finally:
-        with signals.deferred():
-            os.dup2(saved, 2)
-            os.close(saved)
+        if saved is not None:
+            with signals.deferred():
+                os.dup2(saved, 2)
+                os.close(saved)
 
 
 @dataclass(frozen=True)

@@ -335,3 +335,27 @@ def test_a_signal_whose_exception_a_finaliser_swallowed_still_stops_the_run():
     finally:  # guard leaves its last-resort handler for the interpreter's shutdown: not pytest's
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_a_signal_while_stderr_is_swapped_for_the_profiler_leaves_fd_2_in_place(monkeypatch):
+    """The profiler's start/stop lines go to /dev/null while it runs; a signal that lands during
+    that swap is raised when it ends, and fd 2 is back before the interrupt's one line is printed."""
+    from bertbench.measure import probes
+
+    real_dup2, before = os.dup2, os.fstat(2)
+
+    def dup2_then_signal(fd, fd2):
+        real_dup2(fd, fd2)
+        if fd2 == 2 and os.fstat(2).st_ino != before.st_ino:  # fd 2 just went to /dev/null
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+
+    with signals.handled(), pytest.raises(signals.Interrupted):
+        monkeypatch.setattr(os, "dup2", dup2_then_signal)
+        try:
+            with probes._quiet_stderr():
+                raise AssertionError("the block must not run: the signal came first")
+        finally:
+            monkeypatch.undo()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
