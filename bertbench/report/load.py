@@ -210,4 +210,7 @@ def summary(data: list[TaskData]) -> str:
         for what, rows in marked.items():
             if n := int(rows.sum()):
                 lines.append(f"  {n} rows {what}: hollow markers")
+        if n := int(d.rows["throttled"].eq(True).sum()):
+            reasons = ", ".join(sorted({str(r) for r in d.rows["throttle_reasons"].dropna() if str(r)}))
+            lines.append(f"  {n} rows ran with the SM clock throttled" + (f" (reasons {reasons})" if reasons else ""))
     return "\n".join(lines)

@@ -166,7 +166,8 @@ def test_where_rows_have_gpu_time_the_kernels_answer_leads_and_the_latency_stand
         for pad in (0.0, 0.5):
             for impl, ms, gpu in (("sdpa", 8.0, 2.4), ("flash_attention_2", 11.0, 2.2)):
                 rows.append(row(impl, batch, 512, pad, ms, 9.0, 0.02, 100.0, gpu_ms=gpu, gpu_ms_baseline=4.8,
-                                speedup_gpu_pct=(4.8 / gpu - 1) * 100))  # fmt: skip
+                                speedup_gpu_pct=(4.8 / gpu - 1) * 100, throttled=batch == 64,
+                                throttle_reasons="0x4" if batch == 64 else ""))  # fmt: skip
     results = write(tmp_path / "r", rows)
     (data,) = load_results(results)
     (everything, *_) = findings(data)
@@ -182,3 +183,4 @@ def test_where_rows_have_gpu_time_the_kernels_answer_leads_and_the_latency_stand
     assert "- all points, GPU time: **flash_attention_2** fastest in qa" in text
     assert "- all points, end to end: **sdpa** fastest in qa" in text
     assert (tmp_path / "p" / "qa" / "seqlen_512_speedup_gpu.png").exists()
+    assert "- 4 rows ran with the SM clock throttled (reasons 0x4)" in text
