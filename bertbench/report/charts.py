@@ -1,14 +1,13 @@
 """Charts of one results folder: per task, per max seqlen and metric, one panel per pad fraction.
 
-seaborn lays out the panels (a FacetGrid: pad fractions wrapped three a row; in combined, max
-seqlens by metrics); its hue is the series, in one colour and marker each (Okabe-Ito colours, safe
-for colour-blind readers, told apart by their markers in grey print too) the same in every chart
-of a run; the baseline is black. Bars span p10-p90 over the timed calls; a speedup's bar spans
-baseline p10 / impl. p90 to baseline p90 / impl. p10, so it crosses 0 exactly where the two
-latencies' p10-p90 ranges overlap (older rows, without the baseline's p10/p90, get the impl.'s
-spread only, and the chart says so). Hollow markers: a noisy or host-bound row (NOISY_REL_IQR,
-HOST_BOUND_SHARE: spec/figures.py). A black x on the axis: the baseline failed there (oom, error),
-so no speedup and no baseline throughput. Metrics with no data (CPU peak memory): no file, no column.
+seaborn lays out the panels (a FacetGrid: pad fractions wrapped three a row; in combined, max seqlens by
+metrics); its hue is the series, in one colour and marker each (Okabe-Ito colours, safe for colour-blind
+readers, told apart by their markers in grey print too) the same in every chart of a run; the baseline is
+black. Bars span p10-p90 over the timed calls; a speedup's bar spans baseline p10 / impl. p90 to baseline
+p90 / impl. p10, so it crosses 0 exactly where the two latencies' p10-p90 ranges overlap (older rows,
+without the baseline's p10/p90, get the impl.'s spread only, and the chart says so). Hollow: a noisy or
+host-bound row (spec/figures.py). A black x on the axis: the baseline failed there (oom, error). Metrics
+with no data (CPU peak memory, GPU time): no file, no column.
 """
 
 from __future__ import annotations
