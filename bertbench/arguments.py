@@ -79,6 +79,14 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     for pad in args.pad_fractions or []:
         if not 0 <= pad < 1:
             raise UsageError(f"--pad-fractions must lie in [0, 1), got {pad:g}")
+    distribution = args.length_distribution or ("file" if args.lengths is not None else "normal")
+    if args.lengths is not None and distribution != "file":
+        raise UsageError(f"--lengths draws the lengths from the file; drop --length-distribution {distribution}")
+    if distribution == "file" and args.lengths is None:
+        raise UsageError("--length-distribution file needs --lengths FILE")
+    if args.lengths is not None and (given := "--avg-seqlen" if args.avg_seqlen is not None else
+                                     "--pad-fractions" if args.pad_fractions is not None else None):  # fmt: skip
+        raise UsageError(f"{given}: with --lengths the file sets the real lengths, and so the padding")
     extras = [t for t in EXTRA_TIMINGS if getattr(args, t.column)]
     if extras and args.mode == "train":
         raise UsageError(f"{extras[0].flag} times inference only; drop it or --mode train")
@@ -103,6 +111,10 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         raise UsageError(
             f"max seqlen {longest} is longer than the model's {positions} positions (max_position_embeddings)"
         )
+    lengths = _lengths_file(args.lengths, model_path) if args.lengths is not None else None
+    if lengths is not None:  # one point per batch size and max seqlen, its mean the file's truncated there
+        points = tuple(dict.fromkeys(GridPoint(p.batch_size, p.max_seqlen, round(lengths.mean(p.max_seqlen), 2))
+                                     for p in points))  # fmt: skip
     dtype = args.dtype or {True: "fp16", False: "fp32"}.get(args.use_half, "fp16" if on_gpu else "fp32")
     torch = load_torch()
     from bertbench.attention.registry import unavailable_reason
@@ -128,6 +140,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         dtype=dtype,
         points=points,
         seqlen_stdev=args.seqlen_stdev,
+        length_distribution=distribution,
         use_mask=args.use_mask,
         packed=args.packed,
         mode=args.mode,
@@ -140,6 +153,9 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         resume=args.resume,
         cpu_sized=device == "cpu" and any(v is None for v in explicit.values()),
         quiet=args.quiet,
+        lengths=lengths.lengths if lengths else None,
+        lengths_file=lengths.path if lengths else None,
+        lengths_sha256=lengths.sha256 if lengths else None,
     )
 
 
@@ -196,6 +212,16 @@ def _grid(args, defaults: dict, sweep_defaults: dict) -> tuple[GridPoint, ...]:
         for s in dict.fromkeys(seqlens)
         for pad in dict.fromkeys(pads)
     )
+
+
+def _lengths_file(path: Path, model_path: str | None):
+    """The user's lengths (model.lengths); a bad file is one line, before any model loads."""
+    from bertbench.model.lengths import LengthsError, read_lengths, tokenizer_of
+
+    try:
+        return read_lengths(path, tokenizer_of(model_path) if model_path is not None else None)
+    except LengthsError as e:
+        raise UsageError(str(e)) from None
 
 
 def _check_model(name: str) -> int:

@@ -75,6 +75,22 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
     grid.add_argument("--max-seqlen", type=whole, default=None, help="padded length (default 512 GPU, 128 CPU)")
     grid.add_argument("--avg-seqlen", type=finite, default=None, help="mean real length (default: max-seqlen)")
     grid.add_argument("--seqlen-stdev", type=finite, default=10.0, help="standard deviation of the real lengths")
+    grid.add_argument(
+        "--length-distribution",
+        choices=("normal", "uniform", "lognormal", "file"),
+        default=None,
+        help="how real lengths are drawn around --avg-seqlen (or each pad fraction's) with --seqlen-stdev: normal "
+        "(default), uniform, lognormal (a long tail, cut at the max seqlen), or file (--lengths)",
+    )
+    grid.add_argument(
+        "--lengths",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="draw real lengths from a file: one token count per line, or texts (one per line, or JSON Lines with a "
+        '"text" field) that the --model checkpoint\'s tokenizer counts; each truncated at the max seqlen, the padding '
+        "then set by the file (no --avg-seqlen or --pad-fractions)",
+    )
     grid.add_argument("--use-mask", action=argparse.BooleanOptionalAction, default=True, help="pass the attention mask")
     grid.add_argument(
         "--packed",

@@ -6,6 +6,7 @@ attention implementation, so they all see the same tokens, lengths and labels.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -60,17 +61,48 @@ class PackedBatch:
         }
 
 
-def sample_lengths(
-    batch_size: int, max_seqlen: int, avg_seqlen: float, stdev: float, generator: torch.Generator
-) -> torch.Tensor:
-    """Per-sequence lengths drawn from N(avg, stdev), rounded and clamped to [1, max_seqlen].
+DISTRIBUTIONS = ("normal", "uniform", "lognormal", "file")
 
-    avg_seqlen = max_seqlen (nominal padding 0) means no padding: every sequence is full, not
-    a draw around the maximum that the clamp would leave about half padded."""
+
+def sample_lengths(
+    batch_size: int,
+    max_seqlen: int,
+    avg_seqlen: float,
+    stdev: float,
+    generator: torch.Generator,
+    distribution: str = "normal",
+    pool: tuple[int, ...] | None = None,
+) -> torch.Tensor:
+    """Per-sequence lengths, rounded and clamped to [1, max_seqlen], drawn from
+
+    - normal: N(avg, stdev);
+    - uniform: U[avg - stdev sqrt 3, avg + stdev sqrt 3] (that mean and standard deviation);
+    - lognormal: the lognormal of that mean and standard deviation (a long tail, cut at max_seqlen);
+    - file: `pool` (a user's lengths), with replacement, each truncated at max_seqlen.
+
+    For the first three, avg_seqlen = max_seqlen (nominal padding 0) means no padding: every
+    sequence is full, not a draw around the maximum that the clamp would leave about half padded."""
     device = generator.device
+    if distribution == "file":
+        if not pool:
+            raise ValueError("the file distribution draws from a pool of lengths")
+        values = torch.tensor(pool, dtype=torch.long, device=device)
+        picks = torch.randint(len(pool), (batch_size,), generator=generator, device=device)
+        return values[picks].clamp(1, max_seqlen)
     if avg_seqlen >= max_seqlen:
         return torch.full((batch_size,), max_seqlen, dtype=torch.long, device=device)
-    draws = torch.randn(batch_size, generator=generator, device=device) * stdev + avg_seqlen
+    if distribution == "normal":
+        draws = torch.randn(batch_size, generator=generator, device=device) * stdev + avg_seqlen
+    elif distribution == "uniform":
+        half = stdev * math.sqrt(3)
+        draws = avg_seqlen - half + 2 * half * torch.rand(batch_size, generator=generator, device=device)
+    elif distribution == "lognormal":
+        sigma2 = math.log1p((stdev / avg_seqlen) ** 2)
+        mu = math.log(avg_seqlen) - sigma2 / 2
+        normal = torch.randn(batch_size, generator=generator, device=device, dtype=torch.float64)
+        draws = torch.exp(normal * math.sqrt(sigma2) + mu)
+    else:
+        raise ValueError(f"unknown length distribution {distribution!r}")
     return draws.round().clamp(1, max_seqlen).long()
 
 
@@ -85,9 +117,11 @@ def make_batch(
     use_mask: bool,
     seed: int,
     device: str | torch.device,
+    distribution: str = "normal",
+    pool: tuple[int, ...] | None = None,
 ) -> Batch:
     generator = torch.Generator(device=device).manual_seed(seed)
-    lengths = sample_lengths(batch_size, max_seqlen, avg_seqlen, seqlen_stdev, generator)
+    lengths = sample_lengths(batch_size, max_seqlen, avg_seqlen, seqlen_stdev, generator, distribution, pool)
     positions = torch.arange(max_seqlen, device=device).expand(batch_size, max_seqlen)
     real = positions < lengths[:, None]
     tokens = torch.randint(1, vocab_size, (batch_size, max_seqlen), generator=generator, device=device)

@@ -113,6 +113,8 @@ class TaskModels:
             config.use_mask,
             config.seed,
             config.torch_device,
+            config.length_distribution,
+            config.lengths,
         )
         inputs = batch.model_inputs()
         packed = pack(batch) if config.packed else None

@@ -51,6 +51,8 @@ def point_template(facts: RunFacts, task: str, point: GridPoint, config: RunConf
         avg_seqlen=point.avg_seqlen,
         pad_fraction=point.pad_fraction,
         seqlen_stdev=config.seqlen_stdev,
+        length_distribution=config.length_distribution,
+        lengths_sha256=config.lengths_sha256,
         seed=config.seed,
         use_mask=config.use_mask,
         packed=config.packed,

@@ -78,6 +78,7 @@ class RunConfig:
     dtype: str
     points: tuple[GridPoint, ...]
     seqlen_stdev: float
+    length_distribution: str  # normal, uniform, lognormal or file (model.batches.sample_lengths)
     use_mask: bool
     packed: bool
     mode: str
@@ -90,6 +91,9 @@ class RunConfig:
     resume: bool
     cpu_sized: bool  # CPU-sized defaults were applied
     quiet: bool = False  # --quiet: no progress bar or progress lines
+    lengths: tuple[int, ...] | None = None  # --lengths: the file's lengths (distribution "file")
+    lengths_file: str | None = None
+    lengths_sha256: str | None = None
 
     @property
     def cuda_graphs(self) -> bool:
@@ -119,6 +123,9 @@ class RunConfig:
         """The configuration as JSON-ready data (paths as strings)."""
         data = asdict(self)
         data["output_dir"] = str(self.output_dir)
+        if self.lengths is not None:  # the file is named by its hash; its lengths summarised, not listed
+            data["lengths"] = {"count": len(self.lengths), "min": min(self.lengths), "max": max(self.lengths),
+                               "mean": sum(self.lengths) / len(self.lengths)}  # fmt: skip
         return data
 
 

@@ -27,10 +27,13 @@ OLD_ROW_DEFAULTS: dict[str, object] = {
     "use_mask": True,
     "packed": False,
     "mode": "inference",
+    "length_distribution": "normal",
     **dict.fromkeys(EXTRA_COLUMNS, False),
 }
 # The settings among them that take part in a row's key: as the CSV's text.
-OLD_KEY_DEFAULTS = {c: str(OLD_ROW_DEFAULTS[c]) for c in ("packed", "mode", *EXTRA_COLUMNS, "use_mask")}
+OLD_KEY_DEFAULTS = {
+    c: str(OLD_ROW_DEFAULTS[c]) for c in ("packed", "mode", *EXTRA_COLUMNS, "use_mask", "length_distribution")
+}
 
 
 def speedup_pct(baseline_ms: Number, ms: Number) -> Number:

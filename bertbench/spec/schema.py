@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 
+from bertbench.spec.figures import OLD_KEY_DEFAULTS
 from bertbench.spec.figures import STATUSES as STATUSES  # re-exported: the schema's status values
 from bertbench.spec.timings import EXTRA_COLUMNS
 
 # 1: to cuda_graphs/compile; 2: + git_commit; 3: + seed ...; 4: + host_share, host_bound ...; 5: + flash_attn_3;
-# 6: + gpu_ms ..., speedup_gpu_pct, gpu_busy_pct, sm_clock_mhz, throttle_reasons, throttled
-SCHEMA_VERSION = 6
+# 6: + gpu_ms ..., speedup_gpu_pct, gpu_busy_pct, sm_clock_mhz, throttle_reasons, throttled;
+# 7: + length_distribution, lengths_sha256
+SCHEMA_VERSION = 7
 
 
 def col(doc: str):
@@ -43,6 +45,10 @@ class Row:
     pad_fraction: float | None = col("nominal padding: 1 - avg_seqlen / max_seqlen (0: every sequence full)")
     pad_fraction_real: float | None = col("realised padding: padded positions / all positions of the batch")
     seqlen_stdev: float | None = col("standard deviation of the sampled real lengths")
+    length_distribution: str | None = col(
+        "how the real lengths were drawn: normal, uniform, lognormal (around avg_seqlen, seqlen_stdev) or file"
+    )
+    lengths_sha256: str | None = col("with --lengths: the SHA-256 of the file the lengths were drawn from")
     seed: int | None = col("seed of the weights and of the batch")
     use_mask: bool | None = col("the run asked for the attention mask to be passed")
     mask_passed: bool | None = col("a padding mask really reached the padded models (none when nothing is padded)")
@@ -170,6 +176,8 @@ KEY_COLUMNS = (
     "max_seqlen",
     "avg_seqlen",
     "seqlen_stdev",
+    "length_distribution",
+    "lengths_sha256",
     "seed",
     "use_mask",
     "packed",
@@ -190,8 +198,9 @@ def format_value(value) -> str:
 
 def row_key(row) -> tuple[str, ...]:
     """The measurement a row (a Row or a CSV dict) stands for; the GPU's index is left out,
-    so that --resume skips a point whichever GPU of the host measured it."""
-    key = {column: format_value(row[column]) for column in KEY_COLUMNS}
+    so that --resume skips a point whichever GPU of the host measured it, and a setting an
+    older row lacks takes the value it had before it existed (figures.OLD_KEY_DEFAULTS)."""
+    key = {column: format_value(row[column]) or OLD_KEY_DEFAULTS.get(column, "") for column in KEY_COLUMNS}
     key["device"] = without_gpu_index(key["device"])
     return tuple(key.values())
 
