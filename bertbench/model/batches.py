@@ -80,17 +80,18 @@ def sample_lengths(
     - lognormal: the lognormal of that mean and standard deviation (a long tail, cut at max_seqlen);
     - file: `pool` (a user's lengths), with replacement, each truncated at max_seqlen.
 
-    For the first three, avg_seqlen = max_seqlen (nominal padding 0) means no padding: every
-    sequence is full, not a draw around the maximum that the clamp would leave about half padded."""
+    avg_seqlen = max_seqlen (nominal padding 0) means no padding: every sequence is full, not a
+    draw around the maximum that the clamp would leave about half padded (a file whose lengths all
+    reach the max seqlen has that mean too; --capacity asks for full sequences so)."""
     device = generator.device
+    if avg_seqlen >= max_seqlen:  # also from a file: --capacity probes full sequences
+        return torch.full((batch_size,), max_seqlen, dtype=torch.long, device=device)
     if distribution == "file":
         if not pool:
             raise ValueError("the file distribution draws from a pool of lengths")
         values = torch.tensor(pool, dtype=torch.long, device=device)
         picks = torch.randint(len(pool), (batch_size,), generator=generator, device=device)
         return values[picks].clamp(1, max_seqlen)
-    if avg_seqlen >= max_seqlen:
-        return torch.full((batch_size,), max_seqlen, dtype=torch.long, device=device)
     if distribution == "normal":
         draws = torch.randn(batch_size, generator=generator, device=device) * stdev + avg_seqlen
     elif distribution == "uniform":

@@ -49,6 +49,7 @@ def test_full_sequences_stay_full_and_the_file_is_drawn_from_truncated():
     assert draws("lognormal", 16, avg=512).eq(512).all()
     picked = draws("file", 1000, pool=(3, 700, 40))
     assert set(picked.long().tolist()) == {3, 512, 40}
+    assert draws("file", 16, avg=512, pool=(3, 40)).eq(512).all()  # full sequences asked (--capacity)
 
 
 def test_token_counts_are_read_as_they_are(tmp_path):
