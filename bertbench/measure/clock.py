@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
-from bertbench.measure.energy import CounterUnavailable, import_nvml
+from bertbench.measure.energy import CounterUnavailable, import_nvml, open_gpu
 
 # NVML's clocks-event (throttle) reasons that slow the clock: software power cap 0x4,
 # hardware slowdown 0x8, software thermal 0x20, hardware thermal 0x40, power brake 0x80.
@@ -65,11 +65,7 @@ class ClockWatch:
         self.reason = ""
         try:
             nvml = nvml if nvml is not None else import_nvml()
-            nvml.nvmlInit()
-            if uuid is not None:
-                self.handle = nvml.nvmlDeviceGetHandleByUUID(uuid.encode())
-            else:
-                self.handle = nvml.nvmlDeviceGetHandleByIndex(device_index)
+            self.handle = open_gpu(nvml, device_index, uuid)
             self.max_mhz = int(nvml.nvmlDeviceGetMaxClockInfo(self.handle, nvml.NVML_CLOCK_SM))
             self.nvml = nvml
             self._reasons = (
@@ -80,7 +76,7 @@ class ClockWatch:
             self.reason = str(e)
         except Exception as e:  # NVMLError and its kin: the clock is not readable here
             self.reason = f"NVML cannot read the SM clock: {e}"
-            self.nvml = None
+            self.nvml = None  # set before the reasons' function was looked up
 
     @property
     def available(self) -> bool:

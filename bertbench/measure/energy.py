@@ -58,6 +58,15 @@ def import_nvml() -> ModuleType:
     return pynvml
 
 
+def open_gpu(nvml: ModuleType, device_index: int = 0, uuid: str | None = None):
+    """NVML started and the GPU's handle: by `uuid` where given (see NvmlCounter), else by index.
+    Raises nvml.NVMLError."""
+    nvml.nvmlInit()
+    if uuid is not None:
+        return nvml.nvmlDeviceGetHandleByUUID(uuid.encode())  # bytes: every pynvml takes them
+    return nvml.nvmlDeviceGetHandleByIndex(device_index)
+
+
 class NvmlCounter:
     """One GPU's NVML energy counter.
 
@@ -69,11 +78,7 @@ class NvmlCounter:
     def __init__(self, device_index: int = 0, uuid: str | None = None, nvml: ModuleType | None = None):
         self.nvml = nvml if nvml is not None else import_nvml()
         try:
-            self.nvml.nvmlInit()
-            if uuid is not None:
-                self.handle = self.nvml.nvmlDeviceGetHandleByUUID(uuid.encode())  # bytes: every pynvml takes them
-            else:
-                self.handle = self.nvml.nvmlDeviceGetHandleByIndex(device_index)
+            self.handle = open_gpu(self.nvml, device_index, uuid)
         except self.nvml.NVMLError as e:
             raise CounterUnavailable(f"NVML could not open GPU {uuid or device_index}: {e}") from e
 
