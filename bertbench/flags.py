@@ -11,7 +11,7 @@ from pathlib import Path
 from bertbench import __version__
 from bertbench.attention.registry import names
 from bertbench.spec.catalog import PRESETS, TASKS
-from bertbench.spec.config import CPU_SWEEP, DTYPES, GPU_SWEEP, PAD_FRACTIONS
+from bertbench.spec.config import CPU_SWEEP, DTYPES, GPU_SWEEP, LENGTH_DISTRIBUTIONS, PAD_FRACTIONS
 from bertbench.spec.timings import EXTRA_TIMINGS
 
 
@@ -77,7 +77,7 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
     grid.add_argument("--seqlen-stdev", type=finite, default=10.0, help="standard deviation of the real lengths")
     grid.add_argument(
         "--length-distribution",
-        choices=("normal", "uniform", "lognormal", "file"),
+        choices=LENGTH_DISTRIBUTIONS,
         default=None,
         help="how real lengths are drawn around --avg-seqlen (or each pad fraction's) with --seqlen-stdev: normal "
         "(default), uniform, lognormal (a long tail, cut at the max seqlen), or file (--lengths)",

@@ -61,9 +61,6 @@ class PackedBatch:
         }
 
 
-DISTRIBUTIONS = ("normal", "uniform", "lognormal", "file")
-
-
 def sample_lengths(
     batch_size: int,
     max_seqlen: int,

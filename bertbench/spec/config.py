@@ -22,6 +22,7 @@ DTYPES = tuple(TORCH_DTYPES)
 GPU_SWEEP = {"batch_sizes": (1, 2, 4, 8, 16, 32, 64, 128), "seqlens": (128, 256, 512)}
 CPU_SWEEP = {"batch_sizes": (1, 2, 4, 8), "seqlens": (32, 64, 128)}
 PAD_FRACTIONS = (0.0, 0.1, 0.2, 0.5, 0.75)
+LENGTH_DISTRIBUTIONS = ("normal", "uniform", "lognormal", "file")  # model.batches.sample_lengths draws each
 # Timing defaults are a budget (triton's do_bench way): about budget_ms of timed calls per model
 # and point, between min_batches and num_batches calls; --num-batches alone fixes the count.
 GPU_DEFAULTS = {
