@@ -201,9 +201,7 @@ def headlines(tasks: dict[str, list[Finding]]) -> list[str]:
         if gpu:  # the kernels' answer leads; what this host delivers per call beside it
             lines.append(
                 f"{regime}, GPU time: "
-                + _headline(gpu, len(tasks), "fastest_gpu", "gpu_over_runner_up", "gpu_over_baseline").replace(
-                    "fastest_gpu", "fastest"
-                )
+                + _headline(gpu, len(tasks), "fastest_gpu", "gpu_over_runner_up", "gpu_over_baseline", "fastest")
             )
         if entries:
             label = f"{regime}, end to end" if gpu else regime
@@ -215,7 +213,11 @@ def headlines(tasks: dict[str, list[Finding]]) -> list[str]:
     return lines
 
 
-def _headline(entries: list[tuple[str, Finding]], n_tasks: int, best: str, runner: str, base: str) -> str:
+def _headline(
+    entries: list[tuple[str, Finding]], n_tasks: int, best: str, runner: str, base: str, word: str = ""
+) -> str:
+    """`best`, `runner`, `base`: the Finding's fields; `word` names the winner in the text (default: `best`)."""
+
     def tasks_text(ts: list[str]) -> str:
         return f"all {len(ts)} tasks" if len(ts) == n_tasks > 1 else ", ".join(ts)
 
@@ -225,7 +227,7 @@ def _headline(entries: list[tuple[str, Finding]], n_tasks: int, best: str, runne
         winners.setdefault(getattr(f, best), []).append(task)
         if (m := getattr(f, runner)) is not None:
             runners.setdefault(m.other, []).append(task)
-    text = "; ".join(f"**{w}** {best} in {tasks_text(ts)}" for w, ts in winners.items())
+    text = "; ".join(f"**{w}** {word or best} in {tasks_text(ts)}" for w, ts in winners.items())
     firsts = [m for _, f in entries if (m := getattr(f, runner)) is not None]
     if firsts:
         who = "; ".join(f"{r} in {tasks_text(ts)}" for r, ts in runners.items())
