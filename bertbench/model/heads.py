@@ -23,7 +23,6 @@ from transformers import (
     BertForTokenClassification,
     PreTrainedModel,
 )
-from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
 try:  # transformers 5: skip the random initialisation of weights about to be overwritten
@@ -122,25 +121,6 @@ class LoadedModel:
                 return run()
 
         return call
-
-
-def with_prepared_mask(model: PreTrainedModel, inputs: dict) -> dict:
-    """The inputs with the attention mask the model builds from the padding mask, built now.
-
-    transformers builds the mask in every forward, and for eager attention that copies a
-    scalar from host memory, which a CUDA graph cannot hold. Built once before the capture,
-    with the model's own function, the graph holds everything after it; and the mask takes
-    the path it takes outside a capture (for sdpa: none at all when nothing is padded). With
-    no padding mask given, eager still builds a full additive one in every forward: built here
-    too, or the capture would be refused.
-    """
-    mask = inputs.get("attention_mask")
-    ids = inputs["input_ids"]
-    shape_of_embeddings = torch.empty(*ids.shape, model.config.hidden_size, dtype=model.dtype, device=ids.device)
-    prepared = create_bidirectional_mask(config=model.config, inputs_embeds=shape_of_embeddings, attention_mask=mask)
-    if prepared is None:
-        return {key: value for key, value in inputs.items() if key != "attention_mask"}
-    return {**inputs, "attention_mask": prepared}
 
 
 def training_step(model: PreTrainedModel, forward: Callable[[], object]) -> Callable[[], object]:

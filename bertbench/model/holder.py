@@ -15,6 +15,7 @@ import torch
 
 from bertbench.attention import registry
 from bertbench.measure.failures import Failure, one_line, release_memory
+from bertbench.model import capture
 from bertbench.model.batches import Batch, PackedBatch, make_batch, pack
 from bertbench.model.heads import (
     LoadedModel,
@@ -23,7 +24,6 @@ from bertbench.model.heads import (
     load_like,
     training_step,
     unavailable_reason,
-    with_prepared_mask,
 )
 from bertbench.spec.catalog import NUM_LABELS
 from bertbench.spec.config import GridPoint, RunConfig
@@ -41,7 +41,7 @@ class PointInputs:
     calls: dict[str, Call]  # timed in the loop: forwards, or training steps in train mode
     parity: dict[str, Call]  # the output compared for parity: the forward without dropout
     reference: Call | None  # the float32 baseline's forward without dropout; None: the baseline is float32
-    graph_ready: dict[str, Call]  # padded forwards with their mask prepared (a CUDA graph holds them)
+    graph_ready: dict[str, Call]  # forwards ready to capture (model.capture.graph_ready)
 
 
 class TaskModels:
@@ -130,10 +130,10 @@ class TaskModels:
         else:
             calls, parity = forwards, forwards
         graph_ready = (
-            {  # a padded call is captured with its mask prepared first (models.with_prepared_mask)
+            {  # a padded call's mask and unpadding metadata built before the capture (model.capture)
                 key: forward
                 if packed is not None and key != BASELINE
-                else models[key].forward(with_prepared_mask(models[key].model, inputs))
+                else capture.graph_ready(models[key].model, models[key].forward, inputs)
                 for key, forward in forwards.items()
             }
             if config.cuda_graphs

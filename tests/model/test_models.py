@@ -13,7 +13,6 @@ from bertbench.model.heads import (
     per_token,
     task_logits,
     unavailable_reason,
-    with_prepared_mask,
 )
 from bertbench.spec.catalog import NUM_LABELS, PRESETS, TASKS
 
@@ -133,24 +132,6 @@ def test_packed_qa_loss_is_a_softmax_over_each_sequences_own_tokens(monkeypatch)
             own = logits[0, offset : offset + length]
             expected += -torch.log_softmax(own, 0)[positions[i]] / len(batch.lengths) / 2
     assert torch.allclose(output.loss, expected)
-
-
-def test_a_prepared_mask_gives_the_same_logits_and_takes_the_uncaptured_path():
-    """What --cuda-graphs captures for a padded batch: the forward after the model's own mask."""
-    eager = load_baseline("qa", "eager", "tiny", None, CPU, torch.float32, 0)
-    sdpa = load_like(eager, "sdpa", CPU, torch.float32)
-    padded = make_batch("qa", 3, 32, 20, 6, eager.model.config.vocab_size, 2, True, 0, CPU).model_inputs()
-    full_batch = make_batch("qa", 3, 32, 32, 0, eager.model.config.vocab_size, 2, True, 0, CPU)
-    assert "attention_mask" not in full_batch.model_inputs()  # nothing padded: no mask is passed
-    full = {**full_batch.model_inputs(), "attention_mask": full_batch.attention_mask}
-    with torch.inference_mode():
-        for model in (eager, sdpa):
-            prepared = with_prepared_mask(model.model, padded)
-            assert prepared["attention_mask"].dim() == 4 and padded["attention_mask"].dim() == 2
-            want, got = model.forward(padded)(), model.forward(prepared)()
-            torch.testing.assert_close(got.start_logits, want.start_logits)
-            torch.testing.assert_close(got.loss, want.loss)
-    assert "attention_mask" not in with_prepared_mask(sdpa.model, full)  # sdpa skips a mask with no padding
 
 
 def test_flex_attention_runs_compiled_for_dynamic_shapes_and_nothing_else_does():
