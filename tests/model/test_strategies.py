@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -52,7 +53,7 @@ def test_sorted_batches_are_length_sorted_and_pad_less_than_in_dataset_order():
 def test_packed_batches_keep_the_token_budget_and_the_dataset_order():
     planned = strategies.get("packed").plan(LENGTHS, SIZES)
     assert [i for p in planned for i in p.indices] == list(range(len(LENGTHS)))
-    for p, after in zip(planned, planned[1:], strict=False):
+    for p, after in itertools.pairwise(planned):
         tokens = sum(LENGTHS[i] for i in p.indices)
         assert tokens <= SIZES.tokens_per_batch < tokens + LENGTHS[after.indices[0]]  # filled: the next did not fit
     assert all(p.positions(LENGTHS) == sum(LENGTHS[i] for i in p.indices) for p in planned)
