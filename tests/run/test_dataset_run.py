@@ -58,6 +58,16 @@ def test_a_cpu_pass_writes_a_row_per_implementation_and_strategy_with_sane_figur
     winner = fastest(rows)
     assert winner is not None and f"qa: fastest: {winner.implementation} with {winner.strategy}" in out
     assert "x the speed of eager with pad-max" in out and len(out.splitlines()) >= 10
+    # the same rows drawn and reported (a folder with --dataset rows alone gets its chart and report)
+    from bertbench import plot_cli
+
+    assert plot_cli.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "p"), "--format", "png"]) == 0
+    assert (tmp_path / "p" / "dataset" / "dataset.png").stat().st_size > 0
+    report = (tmp_path / "p" / "report.md").read_text()
+    assert (
+        "## Whole-dataset pass" in report and f"Fastest: **{winner.implementation} with {winner.strategy}**" in report
+    )
+    assert "the speed of eager with pad-max" in report and "](dataset/dataset.png)" in report
 
 
 def test_a_packed_route_runs_and_parity_catches_one_that_attends_across_sequences(tmp_path, monkeypatch):
