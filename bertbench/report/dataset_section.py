@@ -20,9 +20,9 @@ MEANS = (
 )
 
 
-def _cell(value: str, spec: str, scale: float = 1.0) -> str:
+def _cell(value: str, spec: str, unit: str = "") -> str:
     try:
-        return format(float(value) * scale, spec)
+        return format(float(value), spec) + unit
     except ValueError:
         return "—"
 
@@ -52,7 +52,7 @@ def blocks(results_dir: Path, charts: list[str]) -> list[tuple]:
         header = ["implementation", "strategy", "batches", "padded", "pass s", "tokens/s", "speedup", "GPU s",
                   "peak MiB", "max abs err", "status"]  # fmt: skip
         table = [[label(r), r["strategy"], r["batches"], _cell(r["padded_share"], ".1%"), _cell(r["total_s"], ".4g"),
-                  _cell(r["tokens_per_s"], ".4g"), _cell(r["speedup_pct"], "+.1f") + (" %" if r["speedup_pct"] else ""),
+                  _cell(r["tokens_per_s"], ",.0f"), _cell(r["speedup_pct"], "+.1f", " %"),
                   _cell(r["gpu_s"], ".4g"), _cell(r["peak_mem_mb"], ".1f"), _cell(r["max_abs_err"], ".2g"),
                   r["status"] + (f" ({r['detail']})" if r["detail"] and r["status"] != "ok" else "")]
                  for r in rows]  # fmt: skip

@@ -332,7 +332,7 @@ def summarize(rows: list[DatasetRow]) -> str:
         name = baseline_label(r.attn_implementation or "") if r.is_baseline else r.attn_implementation
         lines.append(
             f"{r.task:<20} {name:<18} {r.strategy:<12} {_num(r.batches, 'd'):>7} {_num(r.padded_share, '.1%'):>7} "
-            f"{_num(r.total_s, '.4g'):>9} {_num(r.tokens_per_s, '.4g'):>10} {_num(r.speedup_pct, '+.1f'):>9} "
+            f"{_num(r.total_s, '.4g'):>9} {_num(r.tokens_per_s, '.0f'):>10} {_num(r.speedup_pct, '+.1f'):>9} "
             f"{_num(r.peak_mem_mb, '.1f'):>9} {_num(r.max_abs_err, '.2g'):>11}  {r.status}"
             + (f" ({r.detail})" if r.detail else "")
         )
