@@ -13,21 +13,25 @@ from pathlib import Path
 
 from bertbench.attention import registry
 from bertbench.flags import UsageError, build_parser
+from bertbench.model import strategies
 from bertbench.spec.catalog import PRESET_POSITIONS, TASKS
 from bertbench.spec.config import (
     CPU_DEFAULTS,
     CPU_SWEEP,
+    DATASET_PASSES,
+    DATASET_SEQUENCES,
     GPU_DEFAULTS,
     GPU_SWEEP,
     PAD_FRACTIONS,
     TORCH_DTYPES,
+    DatasetPlan,
     GridPoint,
     RunConfig,
     TimingPlan,
     rank_from_environment,
 )
 from bertbench.spec.timings import EXTRA_TIMINGS
-from bertbench.store import signals
+from bertbench.store import dataset_file, signals
 from bertbench.store.csvfile import scan
 from bertbench.store.results import ResultsError, csv_path, part_paths
 
@@ -44,6 +48,9 @@ LIMITS = {  # flag: (lowest, highest) accepted; beyond these a value is a typo, 
     "--gpu-time-calls": (0, 10**4),
     "--seqlen-stdev": (0, 2**20),
     "--capacity-limit": (1, 2**24),
+    "--sequences": (1, 10**7),
+    "--tokens-per-batch": (1, 2**30),
+    "--passes": (1, 1000),
 }
 
 
@@ -90,6 +97,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     extras = [t for t in EXTRA_TIMINGS if getattr(args, t.column)]
     if extras and args.mode == "train":
         raise UsageError(f"{extras[0].flag} times inference only; drop it or --mode train")
+    _check_dataset_flags(args, extras)
     tasks = TASKS if args.task == "all" else (args.task,)
     _check_output_dir(args.output_dir, tasks)
     cuda_present = False if args.use_cuda is False else load_torch().cuda.is_available()
@@ -115,6 +123,9 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     if lengths is not None:  # one point per batch size and max seqlen, its mean the file's truncated there
         points = tuple(dict.fromkeys(GridPoint(p.batch_size, p.max_seqlen, round(lengths.mean(p.max_seqlen), 2))
                                      for p in points))  # fmt: skip
+    dataset = _dataset_plan(args, points, lengths, device, tasks) if args.dataset else None
+    if dataset is not None and args.avg_seqlen is None and lengths is None:  # a pass of full sequences pads nothing
+        points = tuple(GridPoint(p.batch_size, p.max_seqlen, max(1.0, p.max_seqlen / 2)) for p in points)
     dtype = args.dtype or {True: "fp16", False: "fp32"}.get(args.use_half, "fp16" if on_gpu else "fp32")
     torch = load_torch()
     from bertbench.attention.registry import unavailable_reason
@@ -156,6 +167,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         lengths=lengths.lengths if lengths else None,
         lengths_file=lengths.path if lengths else None,
         lengths_sha256=lengths.sha256 if lengths else None,
+        dataset=dataset,
     )
 
 
@@ -212,6 +224,53 @@ def _grid(args, defaults: dict, sweep_defaults: dict) -> tuple[GridPoint, ...]:
         for s in dict.fromkeys(seqlens)
         for pad in dict.fromkeys(pads)
     )
+
+
+DATASET_ONLY = ("sequences", "strategies", "tokens_per_batch")  # flags of --dataset alone (--passes: a default)
+NOT_WITH_DATASET = {  # flag: why --dataset does not take it
+    "sweep": "--dataset runs one batch size and max seqlen; drop --sweep",
+    "capacity": "--dataset and --capacity are separate runs; choose one",
+    "packed": "--dataset runs the packed strategy itself (--strategies packed); drop --packed",
+    "energy": "--dataset does not read the energy counter; drop --energy",
+    "resume": "--dataset runs every pass afresh; drop --resume",
+}
+
+
+def _check_dataset_flags(args, extras) -> None:
+    """--dataset's flags only with it, and nothing it does not take (before PyTorch loads)."""
+    if not args.dataset:
+        given = [f for f in DATASET_ONLY if getattr(args, f) is not None]
+        if given or args.passes != DATASET_PASSES:
+            raise UsageError(f"--{(given or ['passes'])[0].replace('_', '-')} only applies with --dataset")
+        return
+    refused = [why for flag, why in NOT_WITH_DATASET.items() if getattr(args, flag)]
+    if refused:
+        raise UsageError(refused[0])
+    if args.mode == "train":
+        raise UsageError("--dataset times inference passes only; drop --mode train")
+    if extras:
+        raise UsageError(f"--dataset times the Python loop only; drop {extras[0].flag}")
+    unknown = [s for s in args.strategies or () if s not in strategies.names()]
+    if unknown:
+        raise UsageError(f"--strategies: unknown strategy {unknown[0]!r}; choose from {', '.join(strategies.names())}")
+
+
+def _dataset_plan(args, points: tuple[GridPoint, ...], lengths, device: str, tasks) -> DatasetPlan:
+    """The pass's sizes, checked against the point and the lengths file; each task's dataset file too."""
+    (point,) = points
+    budget = args.tokens_per_batch if args.tokens_per_batch is not None else point.batch_size * point.max_seqlen
+    if budget < point.max_seqlen:
+        raise UsageError(f"--tokens-per-batch {budget} is below the max seqlen {point.max_seqlen}: a sequence must fit")
+    available = len(lengths.lengths) if lengths is not None else None
+    sequences = args.sequences or available or DATASET_SEQUENCES["cuda" if device != "cpu" else "cpu"]
+    if available is not None and sequences > available:
+        raise UsageError(f"--sequences {sequences}: the --lengths file has {available} lengths")
+    for task in tasks:
+        try:
+            dataset_file.check(dataset_file.dataset_path(args.output_dir, task))
+        except ResultsError as e:
+            raise UsageError(str(e)) from None
+    return DatasetPlan(sequences, args.strategies or strategies.names(), budget, args.passes)
 
 
 def _lengths_file(path: Path, model_path: str | None):

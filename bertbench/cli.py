@@ -61,6 +61,11 @@ def _main(argv: list[str], prog: str, where: list[Path]) -> int:
             from bertbench.run.capacity_run import main as capacity
 
         return capacity(config)
+    if config.dataset is not None:
+        with signals.deferred():
+            from bertbench.run.dataset_run import main as dataset
+
+        return dataset(config)
     with signals.deferred():  # transformers and the models' modules, imported whole (arguments.load_torch)
         from bertbench.run.console import describe, summarize, time_share
         from bertbench.run.sweep import RunStats, run

@@ -10,8 +10,17 @@ from pathlib import Path
 
 from bertbench import __version__
 from bertbench.attention.registry import names
+from bertbench.model import strategies
 from bertbench.spec.catalog import PRESETS, TASKS
-from bertbench.spec.config import CPU_SWEEP, DTYPES, GPU_SWEEP, LENGTH_DISTRIBUTIONS, PAD_FRACTIONS
+from bertbench.spec.config import (
+    CPU_SWEEP,
+    DATASET_PASSES,
+    DATASET_SEQUENCES,
+    DTYPES,
+    GPU_SWEEP,
+    LENGTH_DISTRIBUTIONS,
+    PAD_FRACTIONS,
+)
 from bertbench.spec.timings import EXTRA_TIMINGS
 
 
@@ -194,6 +203,42 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
     how.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default fp16 on a GPU, fp32 on the CPU")
     how.add_argument("--seed", type=whole, default=0, help="seed of the weights and of every batch")
 
+    data = p.add_argument_group("whole-dataset pass (--dataset)")
+    data.add_argument(
+        "--dataset",
+        action="store_true",
+        help="instead of the grid: run --sequences sequences (drawn from the length distribution, or the --lengths "
+        "file's) through the baseline and each implementation, once per batching strategy, timing whole passes; "
+        "one batch size and max seqlen (--avg-seqlen defaults to half of it); rows in <output-dir>/dataset/<task>.csv",
+    )
+    data.add_argument(
+        "--sequences",
+        type=whole,
+        default=None,
+        help="sequences in the pass (default: every length of the --lengths file, in file order; else "
+        f"{DATASET_SEQUENCES['cuda']} GPU, {DATASET_SEQUENCES['cpu']} CPU)",
+    )
+    data.add_argument(
+        "--strategies",
+        type=comma_list,
+        default=None,
+        metavar="LIST",
+        help="batching strategies, comma-separated (default all): "
+        + "; ".join(f"{s.name}: {s.help}" for s in strategies.STRATEGIES.values()),
+    )
+    data.add_argument(
+        "--tokens-per-batch",
+        type=whole,
+        default=None,
+        help="token budget of a packed batch, at least the max seqlen (default: batch size x max seqlen)",
+    )
+    data.add_argument(
+        "--passes",
+        type=whole,
+        default=DATASET_PASSES,
+        help="timed passes of each implementation x strategy, interleaved",
+    )
+
     out = p.add_argument_group("results")
     out.add_argument("--output-dir", type=path, default=Path("results"), help="where <task>.csv is appended")
     out.add_argument(
@@ -219,6 +264,13 @@ def finite(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
+
+
+def comma_list(value: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
+    if not items:
+        raise argparse.ArgumentTypeError("must name at least one")
+    return items
 
 
 def text(value: str) -> str:

@@ -7,7 +7,9 @@ seqlen_<L>_mem_saved and seqlen_<L>_throughput (one panel per pad fraction), the
 compiled speedups where the rows carry them, and combined (every metric at every seqlen); then
 <plots-dir>/report.md and report.html: the fastest and the leanest configuration per task and
 regime, with margins and whether they exceed the measured noise. Where --capacity wrote rows
-(<results-dir>/capacity/), <plots-dir>/capacity/capacity: the largest batch that fits.
+(<results-dir>/capacity/), <plots-dir>/capacity/capacity: the largest batch that fits; where --dataset
+did (<results-dir>/dataset/), <plots-dir>/dataset/dataset: real tokens/s per strategy and implementation,
+and the report's 'Whole-dataset pass' section (written for those rows alone too).
 
 Bad input (no results, a CSV that is not ours or cannot be read, --plots-dir a file, nothing with
 an ok row to draw) is told in one line on stderr, exit status 2. A task without ok rows gets a
@@ -42,19 +44,40 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _report(data: list, args: argparse.Namespace, written: list[Path], formats: tuple[str, ...]) -> list[Path]:
+    from bertbench.report import report
+
+    words = [
+        "python",
+        "plot.py",
+        "--results-dir",
+        args.results_dir.as_posix(),
+        "--plots-dir",
+        args.plots_dir.as_posix(),
+    ]
+    command = shlex.join([*words, *(["--format", *formats] if formats != DEFAULT_FORMATS else [])])
+    return report.write(data, args.plots_dir, written, args.results_dir, command)
+
+
 def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
     """The `bertbench-plot` command; plot.py calls it as prog "plot.py"."""
     try:
         args = parse_args(argv, prog)
         if args.plots_dir.exists() and not args.plots_dir.is_dir():
             raise PlotError(f"--plots-dir {args.plots_dir}: is a file, not a folder")
-        from bertbench.report import capacity_chart
+        from bertbench.report import capacity_chart, dataset_chart
 
         formats = tuple(dict.fromkeys(args.format))
-        if not (args.results_dir.is_dir() and result_files(args.results_dir)):  # perhaps --capacity rows alone
+        if not (args.results_dir.is_dir() and result_files(args.results_dir)):  # perhaps --capacity or --dataset alone
             written = capacity_chart.write_chart(args.results_dir, args.plots_dir, formats)
             if written:
                 print(f"{len(written)} capacity charts written under {args.plots_dir}/capacity/")
+            passes = dataset_chart.write_chart(args.results_dir, args.plots_dir, formats)
+            if passes:  # the report holds the dataset pass's table: written for it alone too
+                reports = [] if args.no_report else _report([], args, [*written, *passes], formats)
+                print(f"{len(passes)} dataset-pass charts written under {args.plots_dir}/dataset/"
+                      + (f"; report: {reports[0]}, {reports[1].name}" if reports else ""))  # fmt: skip
+            if written or passes:
                 return 0
         data = load_results(args.results_dir)
         skipped = {d.task: reason for d in data if (reason := no_charts_reason(d))}
@@ -68,14 +91,8 @@ def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
 
         written = plot_all(data, args.plots_dir, formats)
         written += capacity_chart.write_chart(args.results_dir, args.plots_dir, formats)
-        reports = []
-        if not args.no_report:
-            from bertbench.report import report
-
-            words = ["python", "plot.py", "--results-dir", args.results_dir.as_posix(), "--plots-dir",
-                     args.plots_dir.as_posix()]  # fmt: skip
-            command = shlex.join([*words, *(["--format", *formats] if formats != DEFAULT_FORMATS else [])])
-            reports = report.write(data, args.plots_dir, written, args.results_dir, command)
+        written += dataset_chart.write_chart(args.results_dir, args.plots_dir, formats)
+        reports = [] if args.no_report else _report(data, args, written, formats)
     except PlotError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2

@@ -313,3 +313,24 @@ def test_two_fresh_processes_agree_on_the_gpu_time(tmp_path):
         for column in ("gpu_ms", "gpu_ms_baseline"):
             assert abs(float(a[column]) / float(b[column]) - 1) < 0.03, (key, column, a[column], b[column])
         assert abs(float(a["speedup_gpu_pct"]) - float(b["speedup_gpu_pct"])) < 3, key
+
+
+def test_the_dataset_pass_packs_with_sdpa_varlen_and_measures_memory_and_gpu_time(tmp_path):
+    from bertbench.run import dataset_run
+    from bertbench.store.dataset_file import dataset_path, read_dataset
+
+    config = parse_args(["--use-cuda", "--output-dir", str(tmp_path), "--task", "qa", "--model-size", "base",
+                         "--dataset", "--sequences", "256", "--batch-size", "32", "--max-seqlen", "256",
+                         "--length-distribution", "lognormal", "--avg-seqlen", "64", "--seqlen-stdev", "60",
+                         "--optimization", "sdpa", "sdpa-varlen", "--passes", "2"])  # fmt: skip
+    assert dataset_run.main(config) == 0
+    rows = {(r["attn_implementation"], r["strategy"]): r for r in read_dataset(dataset_path(tmp_path, "qa"))}
+    packed = rows[("sdpa-varlen", "packed")]
+    assert packed["status"] == "ok" and float(packed["rel_err"]) < 2e-2 and float(packed["padded_share"]) == 0
+    for key, r in rows.items():
+        if r["status"] == "unavailable":
+            assert key[1] == "packed" and key[0] != "sdpa-varlen"
+            continue
+        assert r["status"] == "ok", (key, r["detail"])
+        assert float(r["peak_mem_mb"]) > 0 and 0 < float(r["gpu_s"]) <= float(r["total_s"]) * 1.05
+    assert float(rows[("sdpa", "sorted")]["padded_share"]) < float(rows[("sdpa", "pad-max")]["padded_share"])

@@ -81,6 +81,25 @@ def read_lengths(path: str | Path, tokenizer: Callable[[], Callable[[list[str]],
     return LengthsFile(str(path), kind, tuple(counts), digest)
 
 
+def read_texts(path: str | Path) -> list[str] | None:
+    """The texts of a file read_lengths has accepted, in file order; None for a file of token counts."""
+    data = Path(path).expanduser().read_bytes()
+    lines = [(number, line.strip()) for number, line in enumerate(data.decode("utf-8").splitlines(), 1) if line.strip()]
+    first = lines[0][1]
+    if _is_number(first):
+        return None
+    return _jsonl(Path(path), lines) if first.startswith("{") else [line for _, line in lines]
+
+
+def token_ids_of(model_path: str, texts: list[str], max_seqlen: int) -> list[list[int]]:
+    """The checkpoint's tokenizer's ids of each text (special tokens included), truncated at max_seqlen
+    as the tokenizer truncates (the last token kept is [SEP]): what the model would be given."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    return tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_seqlen)["input_ids"]
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)

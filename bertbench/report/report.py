@@ -187,7 +187,13 @@ def write(data: list[TaskData], plots_dir: Path, written: list[Path], results_di
     for path in written:
         charts.setdefault(path.parent.name, []).append(path.relative_to(plots_dir).as_posix())
     title = f"bertbench report: {results_dir.as_posix()}"
-    blocks = document(data, charts, title, command)
+    if data:
+        blocks = document(data, charts, title, command)
+    else:  # --dataset rows alone: their section is the report
+        blocks = [("h1", title), ("p", f"Computed from the `--dataset` rows alone by `{command}`.")]
+    from bertbench.report import dataset_section  # the --dataset rows, where there are any
+
+    blocks += dataset_section.blocks(results_dir, charts.get(dataset_section.FOLDER, []))
     md, page = plots_dir / "report.md", plots_dir / "report.html"
     md.write_text(to_markdown(blocks))
     page.write_text(to_html(blocks, plots_dir, title))

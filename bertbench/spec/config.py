@@ -69,6 +69,20 @@ class TimingPlan:
 
 
 @dataclass(frozen=True)
+class DatasetPlan:
+    """--dataset: a whole-dataset pass instead of the grid (run.dataset_run)."""
+
+    sequences: int  # how many lengths are drawn (with --lengths: the file's first, in file order)
+    strategies: tuple[str, ...]  # batching strategies (model.strategies.STRATEGIES), in the order given
+    tokens_per_batch: int  # the packed strategy's token budget
+    passes: int  # timed passes of each implementation x strategy, interleaved
+
+
+DATASET_SEQUENCES = {"cuda": 2048, "cpu": 64}  # --sequences without --lengths, by device type
+DATASET_PASSES = 3
+
+
+@dataclass(frozen=True)
 class RunConfig:
     tasks: tuple[str, ...]
     model_size: str
@@ -95,6 +109,7 @@ class RunConfig:
     lengths: tuple[int, ...] | None = None  # --lengths: the file's lengths (distribution "file")
     lengths_file: str | None = None
     lengths_sha256: str | None = None
+    dataset: DatasetPlan | None = None  # --dataset: a whole-dataset pass instead of the grid
 
     @property
     def cuda_graphs(self) -> bool:

@@ -1,0 +1,63 @@
+"""The report's 'Whole-dataset pass' section (from <results-dir>/dataset/<task>.csv, written by --dataset):
+per task, the last run's implementation x strategy table, its fastest combination and that one's gain
+over the baseline's pad-max pass (spec.dataset_schema.fastest, as the console names it). No torch here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bertbench.report.dataset_chart import FOLDER as FOLDER  # re-exported: where its chart goes
+from bertbench.report.dataset_chart import label
+from bertbench.spec.dataset_schema import REFERENCE_STRATEGY, fastest
+from bertbench.store.dataset_file import latest_run, read_rows
+
+MEANS = (
+    "Every sequence of one dataset through each implementation, once per batching strategy: **pass s** the median "
+    "of the timed passes (whole passes, interleaved), **tokens/s** real tokens over it, **padded** the share of "
+    "computed positions that were padding, **speedup** against the baseline with pad-max, **max abs err** each "
+    "sequence's task logits against the baseline's pad-max pass. Only the last run of each task is shown."
+)
+
+
+def _cell(value: str, spec: str, unit: str = "") -> str:
+    try:
+        return format(float(value), spec) + unit
+    except ValueError:
+        return "—"
+
+
+def blocks(results_dir: Path, charts: list[str]) -> list[tuple]:
+    """The report's section; none when there are no dataset rows. `charts`: paths relative to the plots folder."""
+    runs = latest_run(read_rows(results_dir))
+    if not runs:
+        return []
+    out: list[tuple] = [("h2", "Whole-dataset pass"), ("p", MEANS)]
+    for task, rows in runs.items():
+        first = rows[0]
+        out.append(("h3", task))
+        out.append(("p", f"{first['model']} · {first['dtype']} · {first['device']}: {first['sequences']} sequences "
+                         f"({first['token_ids']} token ids, {first['real_tokens']} real tokens), batch "
+                         f"{first['batch_size']}, max seqlen {first['max_seqlen']}, {first['tokens_per_batch']} "
+                         f"tokens per packed batch; run `{first['run_id']}`."))  # fmt: skip
+        winner = fastest(rows)
+        if winner is not None:
+            gain = (f"**{winner.times:.2f}x** the speed of {first['baseline']} with {REFERENCE_STRATEGY} "
+                    f"({winner.speedup_pct:+.1f} %)" if winner.times is not None
+                    else f"{first['baseline']} with {REFERENCE_STRATEGY} was not measured")  # fmt: skip
+            out.append(("p", f"Fastest: **{winner.implementation} with {winner.strategy}**, "
+                             f"{winner.total_s:.4g} s a pass: {gain}."))  # fmt: skip
+        else:
+            out.append(("p", "Nothing was measured."))
+        header = ["implementation", "strategy", "batches", "padded", "pass s", "tokens/s", "speedup", "GPU s",
+                  "peak MiB", "max abs err", "status"]  # fmt: skip
+        table = [[label(r), r["strategy"], r["batches"], _cell(r["padded_share"], ".1%"), _cell(r["total_s"], ".4g"),
+                  _cell(r["tokens_per_s"], ",.0f"), _cell(r["speedup_pct"], "+.1f", " %"),
+                  _cell(r["gpu_s"], ".4g"), _cell(r["peak_mem_mb"], ".1f"), _cell(r["max_abs_err"], ".2g"),
+                  r["status"] + (f" ({r['detail']})" if r["detail"] and r["status"] != "ok" else "")]
+                 for r in rows]  # fmt: skip
+        out.append(("table", header, table))
+    chart = next((c for c in charts if c.endswith(".png")), None) or next(iter(charts), None)
+    if chart:
+        out.append(("img", "whole-dataset pass: real tokens/s per strategy and implementation", chart))
+    return out

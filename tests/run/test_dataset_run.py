@@ -1,0 +1,125 @@
+"""--dataset on the CPU: every implementation x strategy a row with sane figures, parity against the
+baseline's pad-max pass, the packed route where an implementation has one, the rows on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from bertbench.attention import registry
+from bertbench.cli import parse_args
+from bertbench.model import strategies
+from bertbench.model.corpus import batch_of, draw_lengths, random_corpus
+from bertbench.model.strategies import Sizes
+from bertbench.run import dataset_run
+from bertbench.spec.dataset_schema import DATASET_COLUMNS, fastest
+from bertbench.store.dataset_file import dataset_path, read_dataset
+
+TINY = ["--no-use-cuda", "--model-size", "tiny", "--dataset", "--passes", "1"]
+
+
+def run(tmp_path: Path, *extra: str) -> list[dict[str, str]]:
+    config = parse_args([*TINY, "--output-dir", str(tmp_path), *extra])
+    assert dataset_run.main(config) == 0
+    return read_dataset(dataset_path(tmp_path, config.tasks[0]))
+
+
+def test_a_cpu_pass_writes_a_row_per_implementation_and_strategy_with_sane_figures(tmp_path, capsys):
+    rows = run(tmp_path, "--task", "qa", "--optimization", "sdpa", "--sequences", "19", "--batch-size", "4",
+               "--max-seqlen", "32")  # fmt: skip
+    out = capsys.readouterr().out
+    found = {(r["attn_implementation"], r["strategy"]): r for r in rows}
+    assert set(found) == {(n, s) for n in ("eager", "sdpa") for s in strategies.names()}
+    assert list(rows[0]) == list(DATASET_COLUMNS) and {r["schema_version"] for r in rows} == {"1"}
+    real = {int(r["real_tokens"]) for r in rows}
+    assert len(real) == 1 and {r["sequences"] for r in rows} == {"19"}
+    assert {r["token_ids"] for r in rows} == {"random"}
+    for (name, strategy), r in found.items():
+        if strategy == "packed":  # neither eager nor sdpa has a varlen route
+            assert r["status"] == "unavailable" and "no variable-length path" in r["detail"] and r["total_s"] == ""
+            continue
+        assert r["status"] == "ok", r["detail"]
+        total, tokens = float(r["total_s"]), int(r["real_tokens"])
+        assert 0 < float(r["total_s_min"]) <= total <= float(r["total_s_max"])
+        assert float(r["tokens_per_s"]) == pytest.approx(tokens / total, rel=1e-4)
+        assert float(r["padded_share"]) == pytest.approx(1 - tokens / int(r["computed_tokens"]), abs=1e-5)
+        assert r["peak_mem_mb"] == "" and r["gpu_s"] == ""  # CPU: neither is measured
+        if (name, strategy) == ("eager", "pad-max"):
+            assert r["is_baseline"] == "True" and r["max_abs_err"] == "" and float(r["speedup_pct"]) == 0
+        else:
+            assert float(r["max_abs_err"]) < 1e-4 and float(r["rel_err"]) < 1e-4 and int(r["parity_values"]) > 0
+    assert int(found[("eager", "pad-max")]["computed_tokens"]) == 19 * 32
+    assert int(found[("eager", "pad-max")]["batches"]) == 5
+    shares = [float(found[("sdpa", s)]["padded_share"]) for s in ("pad-max", "pad-longest", "sorted")]
+    assert shares == sorted(shares, reverse=True) and shares[0] > shares[2]
+    winner = fastest(rows)
+    assert winner is not None and f"qa: fastest: {winner.implementation} with {winner.strategy}" in out
+    assert "x the speed of eager with pad-max" in out and len(out.splitlines()) >= 10
+    # the same rows drawn and reported (a folder with --dataset rows alone gets its chart and report)
+    from bertbench import plot_cli
+
+    assert plot_cli.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "p"), "--format", "png"]) == 0
+    assert (tmp_path / "p" / "dataset" / "dataset.png").stat().st_size > 0
+    report = (tmp_path / "p" / "report.md").read_text()
+    assert (
+        "## Whole-dataset pass" in report and f"Fastest: **{winner.implementation} with {winner.strategy}**" in report
+    )
+    assert "the speed of eager with pad-max" in report and "](dataset/dataset.png)" in report
+
+
+def test_a_packed_route_runs_and_parity_catches_one_that_attends_across_sequences(tmp_path, monkeypatch):
+    """sdpa given packed input has no varlen mask: its tokens attend to the other sequences of the row."""
+    monkeypatch.setitem(registry.REGISTRY, "sdpa", dataclasses.replace(registry.get("sdpa"), packed=True))
+    rows = run(tmp_path, "--task", "token_classification", "--optimization", "sdpa", "--sequences", "12",
+               "--batch-size", "4", "--max-seqlen", "32", "--strategies", "packed,pad-longest")  # fmt: skip
+    found = {(r["attn_implementation"], r["strategy"]): r for r in rows}
+    assert set(found) == {("eager", "pad-max"), *((n, s) for n in ("eager", "sdpa") for s in ("packed", "pad-longest"))}
+    packed = found[("sdpa", "packed")]
+    assert packed["status"] == "mismatch" and "above tolerance" in packed["detail"]
+    assert float(packed["padded_share"]) == 0 and int(packed["computed_tokens"]) == int(packed["real_tokens"])
+    assert found[("sdpa", "pad-longest")]["status"] == "ok" and found[("eager", "packed")]["status"] == "unavailable"
+
+
+def test_the_batches_carry_each_sequences_own_tokens_in_every_strategy():
+    lengths = draw_lengths(30, 24, 12.0, 6.0, seed=3, distribution="lognormal", pool=None)
+    corpus = random_corpus(lengths, 100, seed=3, device=torch.device("cpu"))
+    assert lengths == draw_lengths(30, 24, 12.0, 6.0, seed=3, distribution="lognormal", pool=None)
+    for name in strategies.names():
+        for planned in strategies.get(name).plan(lengths, Sizes(8, 24, 64)):
+            batch = batch_of(corpus, planned, "mlm", 0, True, seed=0)
+            for row, i in enumerate(planned.indices):
+                own = corpus.tokens[i, : lengths[i]]
+                if planned.packed:
+                    start = int(batch.cu_seqlens[row])
+                    assert torch.equal(batch.input_ids[0, start : start + lengths[i]], own)
+                else:
+                    assert torch.equal(batch.input_ids[row, : lengths[i]], own)
+                    assert batch.input_ids.shape[1] == planned.padded_length
+                    assert int(batch.attention_mask[row].sum()) == lengths[i]
+
+
+def test_the_files_lengths_are_taken_in_file_order_and_truncated():
+    assert draw_lengths(3, 10, 5.0, 1.0, 0, "file", (4, 30, 7, 9)) == (4, 10, 7)
+    with pytest.raises(ValueError):
+        draw_lengths(5, 10, 5.0, 1.0, 0, "file", (4, 30))
+
+
+def test_the_tokenizers_counts_are_the_rows_real_tokens(minilm_path, tmp_path):
+    """Item 5 of issue #26: the real checkpoint and its tokenizer over a committed text file."""
+    from transformers import AutoTokenizer
+
+    texts_file = Path(__file__).resolve().parents[1] / "data" / "texts.txt"
+    rows = run(tmp_path, "--model", str(minilm_path), "--lengths", str(texts_file), "--task", "classification",
+               "--optimization", "sdpa", "--max-seqlen", "16", "--batch-size", "3",
+               "--strategies", "pad-max,sorted")  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    texts = [t for t in texts_file.read_text().splitlines() if t.strip()]
+    expected = sum(len(tokenizer(t, truncation=True, max_length=16)["input_ids"]) for t in texts)
+    assert expected < sum(len(tokenizer(t)["input_ids"]) for t in texts)  # some texts were truncated
+    assert {int(r["real_tokens"]) for r in rows} == {expected}
+    assert {r["token_ids"] for r in rows} == {"tokenizer"} and {r["sequences"] for r in rows} == {str(len(texts))}
+    assert all(r["status"] == "ok" for r in rows) and len(rows) == 4
+    assert {r["lengths_sha256"] for r in rows} != {""} and {r["length_distribution"] for r in rows} == {"file"}

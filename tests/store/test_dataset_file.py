@@ -1,0 +1,55 @@
+"""The --dataset CSV: whole rows appended under the lock, its own header, a foreign file left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from bertbench.spec.dataset_schema import DATASET_COLUMNS, DatasetRow, fastest
+from bertbench.store.csvfile import ResultsError
+from bertbench.store.dataset_file import append, check, dataset_path, latest_run, read_dataset, read_rows
+
+
+def row(run: str, name: str, strategy: str, total: float | None, status: str = "ok") -> DatasetRow:
+    return DatasetRow(run_id=run, task="qa", attn_implementation=name, is_baseline=name == "eager", baseline="eager",
+                      strategy=strategy, total_s=total, status=status)  # fmt: skip
+
+
+def test_rows_are_appended_after_the_header_and_read_back(tmp_path):
+    path = dataset_path(tmp_path, "qa")
+    append(path, [row("a", "eager", "pad-max", 2.0)])
+    append(path, [row("a", "sdpa", "sorted", 0.5), row("b", "sdpa", "pad-max", 1.0)])
+    assert path.read_text().splitlines()[0] == ",".join(DATASET_COLUMNS)
+    rows = read_dataset(path)
+    assert [(r["run_id"], r["strategy"]) for r in rows] == [("a", "pad-max"), ("a", "sorted"), ("b", "pad-max")]
+    assert read_rows(tmp_path) == rows and [r["run_id"] for r in latest_run(rows)["qa"]] == ["b"]
+
+
+def test_a_cut_last_line_is_left_out_and_the_next_row_starts_on_its_own_line(tmp_path):
+    path = dataset_path(tmp_path, "qa")
+    append(path, [row("a", "eager", "pad-max", 2.0)])
+    with path.open("a") as f:
+        f.write("2026,a,1,qa,bert")  # a crash's cut row
+    append(path, [row("a", "sdpa", "pad-max", 1.0)])
+    assert [r["attn_implementation"] for r in read_dataset(path)] == ["eager", "sdpa"]
+
+
+def test_a_file_of_other_columns_is_refused_and_left_untouched(tmp_path):
+    path = dataset_path(tmp_path, "qa")
+    path.parent.mkdir()
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ResultsError, match="not a bertbench dataset file"):
+        check(path)
+    with pytest.raises(ResultsError):
+        append(path, [row("a", "eager", "pad-max", 2.0)])
+    assert path.read_text() == "a,b\n1,2\n"
+
+
+def test_the_fastest_ok_combination_and_its_gain_over_the_baseline_with_pad_max():
+    rows = [row("a", "eager", "pad-max", 4.0).__dict__, row("a", "sdpa", "packed", 0.5, "mismatch").__dict__,
+            row("a", "sdpa", "sorted", 1.0).__dict__, row("a", "sdpa", "pad-max", None, "oom").__dict__]  # fmt: skip
+    winner = fastest(rows)
+    assert winner is not None and (winner.implementation, winner.strategy) == ("sdpa", "sorted")
+    assert winner.times == 4.0 and winner.speedup_pct == 300.0
+    assert "4.00x the speed of eager with pad-max (+300.0 %)" in winner.text("eager")
+    assert fastest([row("a", "sdpa", "sorted", 1.0).__dict__]).times is None
+    assert fastest([]) is None
