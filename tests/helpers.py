@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bertbench.spec.schema import Row
-from bertbench.store.results import ResultsFile
+from bertbench.store.results import ResultsFile, load_rows
 
 
 def write(folder: Path, rows: list[Row], task: str = "qa") -> Path:
@@ -16,3 +16,9 @@ def write(folder: Path, rows: list[Row], task: str = "qa") -> Path:
     finally:
         results.close()
     return folder
+
+
+def in_step(csv: Path) -> bool:
+    """<task>.jsonl holds the rows of <task>.csv, values as the CSV has them."""
+    rows = load_rows(csv)
+    return bool(rows) and load_rows(csv.with_suffix(".jsonl")) == rows
