@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bertbench.spec.schema import Row
+from bertbench.store.records import typed
 from bertbench.store.results import ResultsFile, load_rows
 
 
@@ -19,6 +20,6 @@ def write(folder: Path, rows: list[Row], task: str = "qa") -> Path:
 
 
 def in_step(csv: Path) -> bool:
-    """<task>.jsonl holds the rows of <task>.csv, values as the CSV has them."""
-    rows = load_rows(csv)
-    return bool(rows) and load_rows(csv.with_suffix(".jsonl")) == rows
+    """<task>.jsonl holds the rows of <task>.csv, the same values (a number as the CSV spells it or not: 16.0, 16)."""
+    rows = [typed(row) for row in load_rows(csv)]
+    return bool(rows) and [typed(row) for row in load_rows(csv.with_suffix(".jsonl"))] == rows

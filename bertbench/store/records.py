@@ -251,11 +251,9 @@ def sync(path: Path, rows: list[Mapping[str, str]], notice: Callable[[str], None
         return
     found = parse(path, data)  # not ours, or a newer version: refused before anything changes
     known = set(expected)
-    extra = found.bad + [
-        f"line {n}: a row {source} lacks"
-        for n, r in zip(found.numbers, found.records, strict=True)
-        if canonical(r) not in known
-    ]
+    lacks = [f"line {n}: a row {source} lacks" for n, r in zip(found.numbers, found.records, strict=True)
+             if canonical(r) not in known]  # fmt: skip
+    extra = sorted(found.bad + lacks, key=lambda why: int(why.split(":")[0].split()[1]))  # in line order
     if found.tail and not any(line.startswith(found.tail) for line in expected):
         extra.append(f"line {found.tail_line}: cut short")
     if extra:

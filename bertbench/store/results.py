@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from bertbench.store.csvfile import Scan as Scan
 # --resume: these statuses are final; "unavailable" is, where these versions are the same.
 SETTLED_BY = ("torch", "transformers", "flash_attn", "flash_attn_3", "cuda")
 Notice = Callable[[str], None]
+SET_ASIDE = re.compile(r"\.(csv\.part|damaged-|stale-)")  # in the names of files that are not a task's results
 
 
 def csv_path(output_dir: Path, task: str) -> Path:
@@ -57,9 +59,11 @@ def part_paths(output_dir: Path, task: str) -> list[Path]:
 def result_files(folder: Path) -> list[Path]:
     """A results folder's <task>.csv files, and each <task>.jsonl with no <task>.csv beside it; a rank's
     part file and a file set aside (damaged, stale) are not."""
-    found = {p.stem: p for p in sorted(folder.glob(f"*{records.SUFFIX}")) if p.is_file()}
-    found.update({p.stem: p for p in sorted(folder.glob("*.csv")) if p.is_file()})
-    return sorted(found.values())
+
+    def listed(pattern: str) -> dict[str, Path]:
+        return {p.stem: p for p in sorted(folder.glob(pattern)) if p.is_file() and not SET_ASIDE.search(p.name)}
+
+    return sorted({**listed(f"*{records.SUFFIX}"), **listed("*.csv")}.values())
 
 
 def source_path(output_dir: Path, task: str) -> Path:
