@@ -48,10 +48,11 @@ def record_path(path: Path) -> Path | None:
 def typed(values: Mapping[str, str]) -> dict[str, object]:
     """A CSV row's text as a record: every column, empty as None, numbers and booleans typed.
     A text that is not of its column's type (a hand-edited cell) is kept as it is."""
-    return {column: _typed(COLUMN_TYPES[column], values.get(column) or "") for column in COLUMNS}
+    return {column: typed_value(COLUMN_TYPES[column], values.get(column) or "") for column in COLUMNS}
 
 
-def _typed(kind: str, text: str) -> object:
+def typed_value(kind: str, text: str) -> object:
+    """One CSV cell as JSON: kind is "str", "int", "float" or "bool"; empty is None."""
     if not text:
         return None
     if kind == "bool":
