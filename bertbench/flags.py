@@ -195,7 +195,12 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
     how.add_argument("--seed", type=whole, default=0, help="seed of the weights and of every batch")
 
     out = p.add_argument_group("results")
-    out.add_argument("--output-dir", type=path, default=Path("results"), help="where <task>.csv is appended")
+    out.add_argument(
+        "--output-dir",
+        type=path,
+        default=Path("results"),
+        help="where <task>.csv and its JSON Lines record <task>.jsonl are appended",
+    )
     out.add_argument(
         "--resume",
         action="store_true",
