@@ -116,12 +116,12 @@ def finished_keys(output_dir: Path, task: str, versions: Mapping[str, str] | Non
 
 
 def prepare(path: Path, notice: Notice = stderr_notice, create: bool = False) -> None:
-    """Make path ready to append to: created with its header (if create; with the rows of its .jsonl,
-    when only that is there), its damaged tail moved aside, an older layout migrated, its .jsonl
+    """Make path ready to append to: created with its header (if create), or with the rows of its .jsonl
+    when only that is there, its damaged tail moved aside, an older layout migrated, its .jsonl
     brought in step. Not ours, or damaged inside: ResultsError."""
     record = records.record_path(path)
     while True:
-        if create and not path.exists():
+        if not path.exists() and (create or (record is not None and record.exists())):
             rows = records.rows_for_csv(record) if record is not None else []
             with contextlib.suppress(FileExistsError):  # another process made it first
                 csvfile.write_new(path, HEADER + b"".join(map(csvfile.encode, rows)))

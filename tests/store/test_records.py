@@ -20,6 +20,7 @@ from bertbench.store.results import (
     finished_keys,
     load_rows,
     part_path,
+    prepare,
 )
 
 FIRST_LAYOUT = ("timestamp", "task", "model", "attn_implementation", "batch_size", "max_seqlen", "avg_seqlen",
@@ -119,6 +120,19 @@ def test_a_folder_with_only_records_resumes_and_gets_its_csv_back(tmp_path):
     assert len(finished_keys(tmp_path, "qa")) == 1  # the ok row is done, the oom one is not
     write(path, [row(batch_size=2)])
     assert load_rows(path)[:2] == before and len(load_rows(path)) == 3 and in_step(path)
+
+
+def test_a_run_into_a_folder_of_records_cut_short_writes_the_csv_from_the_whole_lines(tmp_path):
+    path = write(tmp_path / "qa.csv", [row(batch_size=1), row(batch_size=2)])
+    path.unlink()
+    record = tmp_path / "qa.jsonl"
+    cut = record.read_bytes()[:-20]  # the last line cut short
+    record.write_bytes(cut)
+    notices = []
+    prepare(path, notices.append)  # as a run does first, before --resume reads the keys
+    assert [r["batch_size"] for r in load_rows(path)] == ["1"] and in_step(path)
+    (aside,) = tmp_path.glob("qa.jsonl.stale-*")
+    assert aside.read_bytes() == cut and "line 2: cut short" in notices[0]
 
 
 NOT_OURS = {
