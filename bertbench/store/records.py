@@ -160,6 +160,8 @@ def _wrong_type(value: dict) -> str:
     for column, v in value.items():
         kind = COLUMN_TYPES[column]
         number = isinstance(v, int | float) and not isinstance(v, bool)
+        if number and not math.isfinite(v):
+            return f"{column} holds {v}, which JSON has not"  # Python's json reads NaN and Infinity
         fits = {"str": False, "int": number and float(v).is_integer(), "float": number, "bool": isinstance(v, bool)}
         if v is not None and not isinstance(v, str) and not fits[kind]:
             return f"{column} holds {json.dumps(v)[:40]}, not {KINDS[kind]}"

@@ -140,6 +140,7 @@ def test_resume_after_a_crashed_rank_skips_its_points_and_merges_its_part(tmp_pa
     config = tiny_config("--task qa --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 --optimization sdpa")
     first = sweep.run(config, progress=False)  # stands in for the rows a rank finished
     (config.output_dir / "qa.csv").unlink()
+    (config.output_dir / "qa.jsonl").unlink()  # else the CSV is written back from its record
     part = ResultsFile(part_path(config.output_dir, "qa", 1))
     part.append(first[1])  # batch 2, left behind in rank 1's part file
     part.close()

@@ -178,6 +178,7 @@ def test_reading_a_record_names_the_first_line_that_is_not_one(tmp_path):
     cases = {
         lines[0] + listed: "line 2: batch_size holds [4], not an integer",
         lines[0] + '{"broken": \n': "line 2: not JSON",
+        lines[0] + lines[1].replace('"latency_ms":1.25', '"latency_ms":NaN'): "line 2: latency_ms holds nan, which",
         lines[0] + lines[1][:30]: "line 2: cut short (no line end)",
     }  # fmt: skip
     for data, message in cases.items():

@@ -153,10 +153,12 @@ def test_damage_with_rows_after_it_is_refused_and_left_as_it_is(tmp_path):
     lines = whole.split(b"\r\n")
     broken = b"\r\n".join([*lines[:2], b"a,b,c", *lines[2:]])  # a short row before the last one
     path.write_bytes(broken)
+    record = (tmp_path / "qa.jsonl").read_bytes()
     for attempt in (load_rows, ResultsFile):
         with pytest.raises(DamagedFile, match=rf"{path} line 3: 3 fields where the header has {len(COLUMNS)}"):
             attempt(path)
-    assert path.read_bytes() == broken and list(tmp_path.iterdir()) == [path]
+    assert path.read_bytes() == broken and sorted(p.name for p in tmp_path.iterdir()) == ["qa.csv", "qa.jsonl"]
+    assert (tmp_path / "qa.jsonl").read_bytes() == record  # the record is not rewritten from a CSV refused
 
 
 def test_an_older_file_of_ours_is_migrated_in_place_keeping_every_value(tmp_path):
