@@ -31,7 +31,7 @@ from bertbench.spec.config import (
     rank_from_environment,
 )
 from bertbench.spec.timings import EXTRA_TIMINGS
-from bertbench.store import dataset_file, signals
+from bertbench.store import dataset_file, records, signals
 from bertbench.store.csvfile import scan
 from bertbench.store.results import ResultsError, csv_path, part_paths
 
@@ -327,8 +327,9 @@ def _check_output_dir(output_dir: Path, tasks: tuple[str, ...]) -> None:
     """Everything the run will write, checked without changing anything: the directory (or,
     when it does not exist yet, the nearest one above it, where it will be created) must take
     a new file, tried by creating one since root ignores permission bits; runs/ likewise when
-    present; each task's CSV and part files must be our results files, readable and writable.
-    A damaged tail or an older layout passes: the run repairs or migrates it."""
+    present; each task's CSV, part files and .jsonl record must be ours, readable and writable.
+    A damaged tail, an older layout or a record out of step passes: the run repairs, migrates or
+    rewrites it."""
     try:
         existing = output_dir
         while not existing.exists() and existing.parent != existing:
@@ -344,6 +345,7 @@ def _check_output_dir(output_dir: Path, tasks: tuple[str, ...]) -> None:
         for task in tasks:
             for path in [csv_path(output_dir, task), *part_paths(output_dir, task)]:
                 _check_results_file(path)
+            _check_results_file(csv_path(output_dir, task).with_suffix(records.SUFFIX))
     except (OSError, ValueError) as e:  # a path the system cannot even look at (too long, NUL, ...)
         raise UsageError(f"--output-dir {output_dir}: {getattr(e, 'strerror', None) or e}") from None
 
@@ -368,7 +370,10 @@ def _check_results_file(path: Path) -> None:
     except OSError as e:
         raise UsageError(f"{path}: cannot open it for reading and appending ({e.strerror or e})") from None
     try:
-        scan(path)
+        if path.suffix == records.SUFFIX:
+            records.check(path, csv_exists=path.with_suffix(".csv").exists())
+        else:
+            scan(path)
     except ResultsError as e:
         raise UsageError(str(e)) from None
 

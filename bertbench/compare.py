@@ -21,8 +21,8 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     parser = _Parser(prog=prog, description="Compare the GPU time, latency and memory of two benchmark runs.")
-    parser.add_argument("a", type=Path, metavar="A", help="results folder or CSV of the first run")
-    parser.add_argument("b", type=Path, metavar="B", help="results folder or CSV of the second run")
+    parser.add_argument("a", type=Path, metavar="A", help="results folder, CSV or .jsonl record of the first run")
+    parser.add_argument("b", type=Path, metavar="B", help="results folder, CSV or .jsonl record of the second run")
     parser.add_argument("--threshold", type=float, default=2.0, metavar="PCT",
                         help="smallest change that counts, whatever the spread (default 2)")  # fmt: skip
     parser.add_argument("--fail-above", type=float, metavar="PCT",

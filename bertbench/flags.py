@@ -240,7 +240,12 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
     )
 
     out = p.add_argument_group("results")
-    out.add_argument("--output-dir", type=path, default=Path("results"), help="where <task>.csv is appended")
+    out.add_argument(
+        "--output-dir",
+        type=path,
+        default=Path("results"),
+        help="where <task>.csv and its JSON Lines record <task>.jsonl are appended",
+    )
     out.add_argument(
         "--resume",
         action="store_true",

@@ -1,4 +1,4 @@
-"""plot.py / bertbench-plot: charts and a report from the result CSVs of one results folder.
+"""plot.py / bertbench-plot: charts and a report from the result CSVs (or .jsonl records) of one results folder.
 
     python plot.py [--results-dir results] [--plots-dir plots] [--format png svg] [--no-report]
 
@@ -11,7 +11,7 @@ regime, with margins and whether they exceed the measured noise. Where --capacit
 did (<results-dir>/dataset/), <plots-dir>/dataset/dataset: real tokens/s per strategy and implementation,
 and the report's 'Whole-dataset pass' section (written for those rows alone too).
 
-Bad input (no results, a CSV that is not ours or cannot be read, --plots-dir a file, nothing with
+Bad input (no results, a CSV or .jsonl that is not ours or cannot be read, --plots-dir a file, nothing with
 an ok row to draw) is told in one line on stderr, exit status 2. A task without ok rows gets a
 one-line note and no charts; the others are drawn.
 """
@@ -36,7 +36,9 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     parser = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the <task>.csv files are")
+    parser.add_argument(
+        "--results-dir", type=Path, default=Path("results"), help="where the <task>.csv (or .jsonl) files are"
+    )
     parser.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where <task>/ and the report go")
     parser.add_argument("--format", nargs="+", choices=("png", "svg"), default=list(DEFAULT_FORMATS),
                         help="image formats (default: png svg)")  # fmt: skip

@@ -157,12 +157,16 @@ def description(parser: argparse.ArgumentParser) -> str:
     return " ".join((parser.description or "").strip().split("\n\n")[0].split())
 
 
+JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+
+
 def columns_section() -> list[str]:
     keys = set(schema.KEY_COLUMNS)
     rows = [
-        [str(i), code(column), "key" if column in keys else "", cell(schema.COLUMN_DOCS[column])]
+        [str(i), code(column), JSON_TYPES[schema.COLUMN_TYPES[column]], "key" if column in keys else "",
+         cell(schema.COLUMN_DOCS[column])]
         for i, column in enumerate(schema.COLUMNS, 1)
-    ]
+    ]  # fmt: skip
     return [
         "",
         "## CSV columns",
@@ -182,7 +186,10 @@ def columns_section() -> list[str]:
         f"{' and '.join(code(c) for c in schema.EXTRA_MEASUREMENTS)} add measurements to a row "
         "rather than make it another grid point.",
         "",
-        *table(["#", "Column", "Key", "Meaning"], rows),
+        "**JSON** is the column's type in `<output-dir>/<task>.jsonl`, the same rows as JSON Lines (one object "
+        "a row, every column a key, an empty cell `null`): [record.md](record.md).",
+        "",
+        *table(["#", "Column", "JSON", "Key", "Meaning"], rows),
     ]
 
 

@@ -5,12 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from helpers import in_step
 
 import benchmark_bert
 from bertbench.cli import parse_args
 from bertbench.flags import UsageError
 from bertbench.spec.config import CPU_SWEEP, PAD_FRACTIONS
+from bertbench.spec.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,6 +111,33 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, message, tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and err.startswith("benchmark_bert.py: error:")
+
+
+def test_a_cpu_run_writes_a_record_of_its_rows_that_pandas_reads_as_the_csv(tmp_path, capsys):
+    out = tmp_path / "results"
+    fast = ["--no-use-cuda", "--model-size", "tiny", "--num-batches", "2", "--warmup", "1"]
+    argv = [*fast, "--task", "qa", "--optimization", "sdpa", "flash_attention_2", "--output-dir", str(out)]
+    assert benchmark_bert.main(argv) == 0
+    table = pd.read_csv(out / "qa.csv")
+    records = pd.read_json(out / "qa.jsonl", lines=True)
+    assert list(records.columns) == list(table.columns) and len(records) == len(table) == 2
+    assert list(records["status"]) == ["ok", "unavailable"]  # no flash-attn on the CPU
+    assert records["batch_size"].dtype.kind == "i" and records["packed"].dtype == bool
+    for column in ("latency_ms", "latency_ms_baseline", "speedup_pct", "rel_err", "tokens_per_s"):
+        assert np.allclose(records[column], table[column], equal_nan=True), column
+    assert list(records["detail"].fillna("")) == list(table["detail"].fillna(""))
+    (run_id,) = set(records["run_id"])
+    assert (out / "runs" / f"{run_id}.json").is_file() and set(records["schema_version"]) == {SCHEMA_VERSION}
+    assert in_step(out / "qa.csv")
+
+
+def test_a_record_in_the_output_dir_that_is_not_ours_is_refused_before_the_run(tmp_path, capsys):
+    (tmp_path / "qa.jsonl").write_text('{"name": "someone else\'s"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_bert.main(["--no-use-cuda", "--task", "qa", "--output-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "qa.jsonl is not a bertbench record file" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["qa.jsonl"]  # nothing written
 
 
 def test_use_cuda_without_a_gpu_is_refused(tmp_path, monkeypatch):
@@ -249,7 +280,8 @@ def test_random_flags_through_the_script_never_print_a_traceback(paths):
             assert len(err.splitlines()) == 1, err
     after = tree_hashes(root)
     changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
-    assert {name for name in changed if not name.startswith("older/runs/")} == {"older/classification.csv"}
+    changed = {name for name in changed if not name.startswith("older/runs/")}
+    assert changed == {"older/classification.csv", "older/classification.jsonl"}  # the rows and their record
 
 
 BAD_NUMBERS = [

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ from PIL import Image
 
 from bertbench import compare as compare_cli
 from bertbench.report import compare
-from bertbench.spec.schema import COLUMNS, KEY_COLUMNS
+from bertbench.spec.schema import COLUMNS, KEY_COLUMNS, SCHEMA_VERSION
 from bertbench.store.results import ResultsFile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,6 +165,21 @@ def test_a_single_csv_on_each_side(runs, capsys):
     assert "| mlm | 2 | 0 | 0 | 0 |" in capsys.readouterr().out.splitlines()
 
 
+def test_a_folder_of_records_alone_compares_as_its_csvs_do(runs, tmp_path, capsys):
+    a, b = runs
+    records = tmp_path / "records"
+    records.mkdir()
+    for task in ("qa", "mlm"):
+        shutil.copy(a / f"{task}.jsonl", records)  # no CSV: as a dataset hub holds the run
+    assert compare_cli.main([str(a), str(b)]) == 0
+    from_csv = capsys.readouterr().out
+    assert compare_cli.main([str(records), str(b)]) == 0
+    from_records = capsys.readouterr().out
+    assert from_records == from_csv.replace(f"- A: {a} ", f"- A: {records} ") and "| qa | 3 | 1 | 1 |" in from_csv
+    assert compare_cli.main([str(records / "mlm.jsonl"), str(b / "mlm.csv")]) == 0  # one record against a CSV
+    assert "| mlm | 2 | 0 | 0 | 0 |" in capsys.readouterr().out.splitlines()
+
+
 def test_a_csv_that_is_not_ours_is_refused_and_left_alone(runs, tmp_path, capsys):
     foreign = tmp_path / "foreign.csv"
     foreign.write_text("name,value\nx,1\n")
@@ -178,7 +195,9 @@ def test_a_csv_that_is_not_ours_is_refused_and_left_alone(runs, tmp_path, capsys
     "args, message",
     [
         (["{tmp}/missing", "{b}"], "no such file or folder"),
-        (["{tmp}/empty", "{b}"], "no *.csv files in this folder"),
+        (["{tmp}/empty", "{b}"], "no *.csv or *.jsonl files in this folder"),
+        (["{a}/lines.jsonl", "{b}"], "lines.jsonl: not a bertbench results record (compared on task,"),
+        (["{a}/newer.jsonl", "{b}"], f"newer.jsonl line 1: schema version {SCHEMA_VERSION + 1} is unknown to this"),
         (["{a}", "{b}", "--fail-above", "-1"], "--fail-above -1.0: not a percentage >= 0"),
         (["{a}", "{b}", "--fail-above", "nan"], "--fail-above nan: not a percentage >= 0"),
         (["{a}", "{b}", "--threshold", "abc"], "argument --threshold: invalid float value: 'abc'"),
@@ -190,6 +209,9 @@ def test_a_csv_that_is_not_ours_is_refused_and_left_alone(runs, tmp_path, capsys
 def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys, args, message):
     (tmp_path / "empty").mkdir()
     (runs[0] / "binary.csv").write_bytes(b"\xff\xfe\x00\x81 not text")
+    (runs[0] / "lines.jsonl").write_text("task,latency_ms\nqa,1.0\n")  # a CSV by another name
+    record = json.loads((runs[0] / "qa.jsonl").read_text().splitlines()[0])
+    (runs[0] / "newer.jsonl").write_text(json.dumps({**record, "schema_version": SCHEMA_VERSION + 1}) + "\n")
     argv = [x.format(tmp=tmp_path, a=runs[0], b=runs[1]) for x in args]
     assert compare_cli.main(argv) == 2
     err = capsys.readouterr().err

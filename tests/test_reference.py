@@ -46,8 +46,9 @@ def test_every_flag_and_column_is_listed(generated):
     assert "--task" in options and "--no-use-mask" in options
     for option in options:
         assert f"`{option}`" in generated, option
+    json_types = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}  # docs/record.md
     for column in schema.COLUMNS:
-        assert f"| `{column}` |" in generated, column
+        assert f"| `{column}` | {json_types[schema.COLUMN_TYPES[column]]} |" in generated, column
     key_rows = [line for line in generated.splitlines() if line.startswith("| ") and "| key |" in line]
     assert len(key_rows) == len(schema.KEY_COLUMNS)
     for status in schema.STATUSES:

@@ -2,7 +2,8 @@
 
     python -m bertbench.compare A B [--threshold PCT] [--fail-above PCT] [--out DIR]
 
-A and B are each a results folder (every *.csv in it, not *.csv.part* or *.damaged-*) or one CSV.
+A and B are each a results folder (every <task>.csv in it, or <task>.jsonl where there is no CSV; not
+*.csv.part* or *.damaged-*) or one CSV or .jsonl record.
 Rows join on schema.KEY_COLUMNS without `device`, so runs on different GPUs join; a key column an
 older file lacks takes the value the benchmark used before it existed (packed False, mode inference,
 cuda_graphs False, compile False, use_mask True; others empty). The last row of a key wins (file
@@ -36,7 +37,7 @@ from bertbench.spec.figures import MEASURED, OLD_KEY_DEFAULTS, baseline_label
 from bertbench.spec.schema import KEY_COLUMNS, without_gpu_index
 from bertbench.spec.timings import EXTRA_TIMINGS
 from bertbench.store.csvfile import HeaderMismatch, ResultsError, Unreadable
-from bertbench.store.results import load_rows
+from bertbench.store.results import load_rows, result_files
 
 CONTRACT = ("task", "attn_implementation", "batch_size", "max_seqlen", "status", "latency_ms")
 NOT_BASELINE = ("attn_implementation", "packed")  # left out of the baseline's point: it never runs packed
@@ -149,9 +150,9 @@ def read_all(path: Path) -> list[Row]:
         raise CompareError(f"{path}: no such file or folder")
     files = [path]
     if path.is_dir():
-        files = sorted(p for p in path.glob("*.csv") if p.is_file() and ".damaged-" not in p.name)
+        files = result_files(path)
         if not files:
-            raise CompareError(f"{path}: no *.csv files in this folder")
+            raise CompareError(f"{path}: no *.csv or *.jsonl files in this folder")
     return list(itertools.chain.from_iterable(map(read_csv, files)))
 
 
@@ -162,7 +163,8 @@ def read_csv(path: Path) -> list[Row]:
     except Unreadable as e:
         raise CompareError(f"{path}: cannot read it ({e})") from None
     except HeaderMismatch:
-        raise CompareError(f"{path}: not a bertbench results CSV (compared on {', '.join(CONTRACT)})") from None
+        kind = "record" if path.suffix == ".jsonl" else "CSV"
+        raise CompareError(f"{path}: not a bertbench results {kind} (compared on {', '.join(CONTRACT)})") from None
     except (ResultsError, OSError) as e:
         raise CompareError(f"{path}: cannot read it ({e})") from None
 

@@ -1,5 +1,7 @@
 """The result CSVs as plot.py draws them: read, normalised to the current layout, one TaskData per task.
 
+Each task's <task>.csv is read, or its <task>.jsonl record where there is no CSV (store.results.result_files).
+
 Whatever the CSVs hold is drawn: the categories (implementations, seqlens, pad fractions,
 batch sizes) come from the data. Within one task only the latest row of each grid point
 and implementation is drawn, and only rows of the setup (model, dtype, device, baseline)
@@ -15,7 +17,7 @@ report.py.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +31,16 @@ from bertbench.spec.figures import (
     per_second,
     speedup_pct,
 )
-from bertbench.spec.schema import COLUMNS, EXTRA_MEASUREMENTS, KEY_COLUMNS, Row, without_gpu_index
+from bertbench.spec.schema import COLUMN_TYPES, COLUMNS, EXTRA_MEASUREMENTS, KEY_COLUMNS, without_gpu_index
 from bertbench.spec.timings import EXTRA_TIMINGS
 from bertbench.store.csvfile import HeaderMismatch
 from bertbench.store.results import ResultsError, load_rows
+from bertbench.store.results import result_files as result_files  # re-exported: plot_cli asks for them
 
 # The columns every version of the benchmark wrote: without them a CSV is not ours.
 SETUP = ("model", "dtype", "device", "baseline")
 POINT = tuple(c for c in KEY_COLUMNS if c != "task" and c not in EXTRA_MEASUREMENTS)  # one file holds one task
 GRID = ("batch_size", "max_seqlen", "pad_fraction", "mode")  # a point of the grid, whatever ran there
-TYPES = {f.name: str(f.type).split(" |")[0] for f in fields(Row)}  # "float", "int", "bool" or "str"
 BOOLS = {"True": True, "False": False, "true": True, "false": False, "1": True, "0": False}
 
 
@@ -71,19 +73,12 @@ class TaskData:
         return self.rows[failed & self.rows["speedup_pct"].isna()]
 
 
-def result_files(results_dir: Path) -> list[Path]:
-    """<task>.csv files of a results folder; a rank's part file and a file set aside as damaged are not."""
-    return sorted(
-        p for p in results_dir.glob("*.csv") if p.is_file() and ".csv.part" not in p.name and ".damaged-" not in p.name
-    )
-
-
 def load_results(results_dir: Path) -> list[TaskData]:
     if not results_dir.is_dir():
         raise PlotError(f"{results_dir}: no such results directory")
     paths = result_files(results_dir)
     if not paths:
-        raise PlotError(f"{results_dir}: no <task>.csv files to plot")
+        raise PlotError(f"{results_dir}: no <task>.csv or <task>.jsonl files to plot")
     data = [_task_data(path) for path in paths]
     manifests = read_manifests(results_dir)
     for d in data:
@@ -106,7 +101,7 @@ def read_manifests(results_dir: Path) -> list[dict]:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    """The rows of one CSV in the current layout (schema.COLUMNS), whichever version wrote it.
+    """The rows of one CSV (or .jsonl record) in the current layout (schema.COLUMNS), whichever version wrote it.
 
     results.load_rows reads every version of ours (and refuses a file that is not ours, or
     damaged, in one line); normalise types the values and derives what older rows lack.
@@ -118,7 +113,7 @@ def _read(path: Path) -> pd.DataFrame:
     except ResultsError as e:
         raise PlotError(str(e)) from None
     except (UnicodeDecodeError, OSError) as e:
-        raise PlotError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[0][:120]})") from None
+        raise PlotError(f"{path}: not a readable results file ({str(e).strip().splitlines()[0][:120]})") from None
     return normalise(pd.DataFrame(rows, columns=list(COLUMNS)).replace("", np.nan))
 
 
@@ -126,7 +121,7 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     """Typed columns of the current layout; what an older file lacks is defaulted or derived."""
     out = pd.DataFrame(index=frame.index)
     for column in COLUMNS:
-        kind = TYPES[column]
+        kind = COLUMN_TYPES[column]
         raw = (frame[column] if column in frame else pd.Series(np.nan, index=frame.index)).astype(object)
         if kind in ("float", "int"):
             out[column] = pd.to_numeric(raw, errors="coerce").astype(float)

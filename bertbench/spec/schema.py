@@ -163,6 +163,7 @@ class Row:
 
 COLUMNS = tuple(f.name for f in fields(Row))
 COLUMN_DOCS = {f.name: f.metadata["doc"] for f in fields(Row)}
+COLUMN_TYPES = {f.name: str(f.type).split(" |")[0] for f in fields(Row)}  # "str", "int", "float" or "bool"
 
 # A grid point and implementation are the same measurement when these agree (for --resume).
 KEY_COLUMNS = (

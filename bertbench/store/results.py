@@ -13,6 +13,9 @@ The columns are schema.Row's. What a file is guaranteed to hold (docs/reliabilit
   for rows written before that column existed) and renamed over itself. A CSV that is not
   ours (other columns, or no original contract columns) is refused and never touched.
 - Reads return every row or raise ResultsError naming the file and line.
+- Beside <task>.csv, <task>.jsonl holds the same rows as JSON Lines (records.py: written with each
+  row, brought in step whenever the CSV is prepared); readers take the CSV, or the .jsonl where
+  there is no CSV (a folder from a dataset hub), and a run there writes the CSV from it first.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -27,7 +31,7 @@ from pathlib import Path
 
 from bertbench.spec.figures import MEASURED
 from bertbench.spec.schema import COLUMNS, SCHEMA_VERSION, Row, format_value, row_key
-from bertbench.store import csvfile, signals
+from bertbench.store import csvfile, records, signals
 from bertbench.store.csvfile import CONTRACT as CONTRACT  # re-exported: what makes a CSV ours
 from bertbench.store.csvfile import HEADER, DamagedFile, ResultsError
 from bertbench.store.csvfile import HeaderMismatch as HeaderMismatch
@@ -36,6 +40,7 @@ from bertbench.store.csvfile import Scan as Scan
 # --resume: these statuses are final; "unavailable" is, where these versions are the same.
 SETTLED_BY = ("torch", "transformers", "flash_attn", "flash_attn_3", "cuda")
 Notice = Callable[[str], None]
+SET_ASIDE = re.compile(r"\.(csv\.part|damaged-|stale-)")  # in the names of files that are not a task's results
 
 
 def csv_path(output_dir: Path, task: str) -> Path:
@@ -51,14 +56,33 @@ def part_paths(output_dir: Path, task: str) -> list[Path]:
     return sorted(output_dir.glob(f"{task}.csv.part*"))
 
 
+def result_files(folder: Path) -> list[Path]:
+    """A results folder's <task>.csv files, and each <task>.jsonl with no <task>.csv beside it; a rank's
+    part file and a file set aside (damaged, stale) are not."""
+
+    def listed(pattern: str) -> dict[str, Path]:
+        return {p.stem: p for p in sorted(folder.glob(pattern)) if p.is_file() and not SET_ASIDE.search(p.name)}
+
+    return sorted({**listed(f"*{records.SUFFIX}"), **listed("*.csv")}.values())
+
+
+def source_path(output_dir: Path, task: str) -> Path:
+    """Where a task's rows are read from: its CSV, or its .jsonl when only that is there."""
+    path = csv_path(output_dir, task)
+    record = path.with_suffix(records.SUFFIX)
+    return record if not path.exists() and record.exists() else path
+
+
 def stderr_notice(message: str) -> None:
     print(f"notice: {message}", file=sys.stderr, flush=True)
 
 
 def load_rows(path: Path) -> list[dict[str, str]]:
-    """Every row of a results file of any version of ours, in the current column layout
-    (columns it lacks: figures.OLD_KEY_DEFAULTS, else empty). ResultsError when the file is missing,
-    not ours or damaged."""
+    """Every row of a results file (a CSV, or a .jsonl record) of any version of ours, in the current
+    column layout (columns it lacks: figures.OLD_KEY_DEFAULTS, else empty). ResultsError when the file
+    is missing, not ours or damaged."""
+    if path.suffix == records.SUFFIX:
+        return records.load(path)
     found = csvfile.scan(path)
     if found.damaged:
         raise DamagedFile(
@@ -86,21 +110,26 @@ def done_for_resume(row: Mapping[str, str], versions: Mapping[str, str] | None) 
 
 
 def finished_keys(output_dir: Path, task: str, versions: Mapping[str, str] | None = None) -> set[tuple[str, ...]]:
-    """Keys of the rows --resume skips, from the task's CSV and any rank's part file."""
-    paths = [csv_path(output_dir, task), *part_paths(output_dir, task)]
+    """Keys of the rows --resume skips, from the task's CSV (or its .jsonl, with no CSV) and any rank's part file."""
+    paths = [source_path(output_dir, task), *part_paths(output_dir, task)]
     return {row_key(row) for path in paths for row in read_rows(path) if done_for_resume(row, versions)}
 
 
 def prepare(path: Path, notice: Notice = stderr_notice, create: bool = False) -> None:
-    """Make path ready to append to: created with its header (if create), its damaged tail
-    moved aside, an older layout migrated. Not ours, or damaged inside: ResultsError."""
+    """Make path ready to append to: created with its header (if create), or with the rows of its .jsonl
+    when only that is there, its damaged tail moved aside, an older layout migrated, its .jsonl
+    brought in step. Not ours, or damaged inside: ResultsError."""
+    record = records.record_path(path)
     while True:
-        if create and not path.exists():
+        if not path.exists() and (create or (record is not None and record.exists())):
+            rows = records.rows_for_csv(record) if record is not None else []
             with contextlib.suppress(FileExistsError):  # another process made it first
-                csvfile.write_new(path, HEADER)
+                csvfile.write_new(path, HEADER + b"".join(map(csvfile.encode, rows)))
         try:
             with signals.deferred(), csvfile.locked(path, os.O_RDWR | os.O_APPEND) as fd:
-                _prepare_locked(path, fd, notice)
+                rows = _prepare_locked(path, fd, notice)
+                if record is not None:
+                    records.sync(record, [dict(zip(COLUMNS, row, strict=True)) for row in rows], notice)
                 return
         except FileNotFoundError:
             if not create:
@@ -109,7 +138,8 @@ def prepare(path: Path, notice: Notice = stderr_notice, create: bool = False) ->
             raise ResultsError(f"{path}: cannot append to it ({e.strerror or e})") from None
 
 
-def _prepare_locked(path: Path, fd: int, notice: Notice) -> None:
+def _prepare_locked(path: Path, fd: int, notice: Notice) -> list[list[str]]:
+    """The file repaired and in the current layout; returns its rows."""
     data = csvfile.read_fd(fd)
     found = csvfile.parse(path, data)
     if found.damaged:
@@ -125,13 +155,16 @@ def _prepare_locked(path: Path, fd: int, notice: Notice) -> None:
     if found.header is None:
         csvfile.write_all(fd, HEADER)
         os.fsync(fd)
-    elif found.header != COLUMNS:
-        rows = [csvfile.encode(record_raw(found.header, row)) for row in found.rows]
-        csvfile.replace_with(path, HEADER + b"".join(rows), "migrating")
-        notice(
-            f"{path}: migrated from an older column layout to schema version {SCHEMA_VERSION} "
-            f"({len(rows)} rows kept as they were, new columns empty)"
-        )
+        return []
+    if found.header == COLUMNS:
+        return found.rows
+    rows = [record_raw(found.header, row) for row in found.rows]
+    csvfile.replace_with(path, HEADER + b"".join(map(csvfile.encode, rows)), "migrating")
+    notice(
+        f"{path}: migrated from an older column layout to schema version {SCHEMA_VERSION} "
+        f"({len(rows)} rows kept as they were, new columns empty)"
+    )
+    return rows
 
 
 def record_raw(header: tuple[str, ...], row: list[str]) -> list[str]:
@@ -176,7 +209,7 @@ def merge_parts(output_dir: Path, task: str, order: Callable[[dict], tuple], not
 
 
 class ResultsFile:
-    """Appends rows to one task's CSV: see the module's guarantees."""
+    """Appends rows to one task's CSV and its .jsonl: see the module's guarantees."""
 
     def __init__(self, path: Path, notice: Notice = stderr_notice):
         self.path, self.notice = path, notice
@@ -193,14 +226,19 @@ class ResultsFile:
     def append_many(self, rows: list) -> None:
         if not rows:
             return
-        data = b"".join(csvfile.encode(self._values(row)) for row in rows)
+        values = [self._values(row) for row in rows]
+        data = b"".join(map(csvfile.encode, values))
+        lines = b"".join(records.encode(records.typed(dict(zip(COLUMNS, v, strict=True)))) for v in values)
+        record = records.record_path(self.path)
         with signals.deferred():
             for _ in range(100):
                 try:
                     with csvfile.locked(self.path, os.O_RDWR | os.O_APPEND) as fd:
-                        if _ready(fd):
+                        if _ready(fd) and (record is None or records.ready(record)):
                             csvfile.write_all(fd, data)
                             os.fsync(fd)
+                            if record is not None:  # the same rows, under the CSV's lock (records.py)
+                                records.append(record, lines)
                             return
                 except FileNotFoundError:
                     pass  # moved away meanwhile: prepare creates it anew

@@ -1,3 +1,5 @@
+import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,7 +16,7 @@ from bertbench.report import charts
 from bertbench.report.charts import plot_all
 from bertbench.report.load import load_results, summary
 from bertbench.run import sweep
-from bertbench.spec.schema import COLUMNS, Row
+from bertbench.spec.schema import COLUMNS, SCHEMA_VERSION, Row
 from bertbench.store.results import CONTRACT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,6 +228,24 @@ def test_a_rerun_with_extra_measurements_replaces_the_point_instead_of_adding_a_
     assert len(data.rows) == int((rows["status"] == "ok").sum()) and set(data.rows["compile"]) == {True}
 
 
+def test_a_folder_of_records_alone_loads_and_plots_as_its_csvs_do(results_dir, tmp_path):
+    """A run's folder as a dataset hub holds it: <task>.jsonl and the manifests, no CSV."""
+    records = tmp_path / "records"
+    shutil.copytree(results_dir / "runs", records / "runs")
+    for path in results_dir.glob("*.jsonl"):
+        shutil.copy(path, records)
+    assert sorted(p.name for p in records.glob("*.*")) == ["mlm.jsonl", "qa.jsonl"]
+    for mine, theirs in zip(load_results(records), load_results(results_dir), strict=True):
+        assert (mine.task, mine.setup, mine.other_setups, mine.manifests) == (
+            theirs.task, theirs.setup, theirs.other_setups, theirs.manifests,
+        )  # fmt: skip
+        pd.testing.assert_frame_equal(mine.rows, theirs.rows)
+        pd.testing.assert_frame_equal(mine.skipped, theirs.skipped)
+    plots = tmp_path / "plots"
+    assert plot.main(["--results-dir", str(records), "--plots-dir", str(plots), "--format", "png"]) == 0
+    assert (plots / "qa" / "combined.png").is_file() and "qa" in (plots / "report.md").read_text()
+
+
 def test_a_task_without_ok_rows_gets_a_note_and_the_others_their_charts(tmp_path, capsys):
     write(tmp_path / "r", [gpu_row("sdpa", 1, 128, 0.0, 5.0, 10.0)])
     write(tmp_path / "r", [gpu_row("flash_attention_2", 1, 128, 0.0, 5.0, 10.0, status="unavailable")], "mlm")
@@ -242,8 +262,11 @@ def _bad(d: Path, name: str) -> None:
     unavailable = {**{c: "" for c in COLUMNS}, **{c: "x" for c in CONTRACT}, "status": "unavailable",
                    "batch_size": "1", "max_seqlen": "8", "avg_seqlen": "8"}  # fmt: skip
     content = {"other columns": "task,latency\nqa,1\n", "header only": header_only, "binary": b"\xff\xfe\x00\x81",
-               "no ok row": header_only + ",".join(unavailable[c] for c in COLUMNS) + "\n"}[name]  # fmt: skip
-    path = d / "qa.csv"
+               "no ok row": header_only + ",".join(unavailable[c] for c in COLUMNS) + "\n",
+               "record not JSON": "task,latency\nqa,1\n",
+               "record newer": json.dumps({**unavailable, "schema_version": SCHEMA_VERSION + 1}) + "\n",
+               }[name]  # fmt: skip
+    path = d / ("qa.jsonl" if name.startswith("record") else "qa.csv")
     path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
 
 
@@ -251,7 +274,9 @@ def _bad(d: Path, name: str) -> None:
     "setup, extra, message",
     [
         (lambda d: None, [], "no such results directory"),
-        (lambda d: d.mkdir(), [], "no <task>.csv files"),
+        (lambda d: d.mkdir(), [], "no <task>.csv or <task>.jsonl files"),
+        (lambda d: _bad(d, "record not JSON"), [], "qa.jsonl is not a bertbench record file (line 1: not JSON"),
+        (lambda d: _bad(d, "record newer"), [], f"qa.jsonl line 1: schema version {SCHEMA_VERSION + 1} is unknown"),
         (lambda d: _bad(d, "other columns"), [], "is not a bertbench results file"),
         (lambda d: _bad(d, "header only"), [], "nothing to draw (qa.csv: no rows)"),
         (lambda d: _bad(d, "binary"), [], "is not a bertbench results file (unreadable first line)"),
@@ -259,7 +284,8 @@ def _bad(d: Path, name: str) -> None:
         (lambda d: _bad(d, "header only"), ["--plots-dir", "FILE"], "FILE: is a file, not a folder"),
         (lambda d: d.mkdir(), ["--format", "gif"], "invalid choice: 'gif'"),
     ],
-    ids=["missing dir", "empty dir", "other columns", "header only", "binary", "no ok row", "plots dir a file",
+    ids=["missing dir", "empty dir", "record not JSON", "record newer",
+         "other columns", "header only", "binary", "no ok row", "plots dir a file",
          "bad format"],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, setup, extra, message):

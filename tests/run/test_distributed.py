@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import in_step
 
 from bertbench.run.distributed import point_cost, shard
 from bertbench.spec.catalog import TASKS
@@ -84,7 +85,8 @@ def test_run_bert_sh_on_two_gloo_ranks_gives_the_rows_of_one_process_in_grid_ord
     assert ranks.returncode == 0, err[-3000:]
 
     out = tmp_path / "results"
-    assert sorted(p.name for p in out.iterdir()) == sorted([*(f"{t}.csv" for t in TASKS), "runs"])  # parts merged
+    names = [*(f"{t}.csv" for t in TASKS), *(f"{t}.jsonl" for t in TASKS), "runs"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # parts merged, into the record too
     grid = [(b, s, n) for b in ("1", "2", "4") for s in ("16", "32") for n in ("sdpa", "eager")]
     run_ids = set()
     for task in TASKS:
@@ -93,6 +95,7 @@ def test_run_bert_sh_on_two_gloo_ranks_gives_the_rows_of_one_process_in_grid_ord
         assert [(r["batch_size"], r["max_seqlen"], r["attn_implementation"]) for r in rows] == grid, task
         assert all(r["status"] == "ok" for r in rows)
         run_ids |= {r["run_id"] for r in rows}
+        assert in_step(out / f"{task}.csv"), task
         assert (tmp_path / "plots" / task / "combined.png").stat().st_size > 10_000
     (run_id,) = run_ids  # one run, whichever rank measured the row
     assert [p.name for p in (out / "runs").iterdir()] == [f"{run_id}.json"]  # one manifest, by rank 0
@@ -137,6 +140,7 @@ def test_resume_after_a_crashed_rank_skips_its_points_and_merges_its_part(tmp_pa
     config = tiny_config("--task qa --sweep --batch-sizes 1 2 --seqlens 16 --pad-fractions 0 --optimization sdpa")
     first = sweep.run(config, progress=False)  # stands in for the rows a rank finished
     (config.output_dir / "qa.csv").unlink()
+    (config.output_dir / "qa.jsonl").unlink()  # else the CSV is written back from its record
     part = ResultsFile(part_path(config.output_dir, "qa", 1))
     part.append(first[1])  # batch 2, left behind in rank 1's part file
     part.close()

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import in_step
 
 from bertbench.spec.schema import COLUMNS, row_key
 from bertbench.store.results import (
@@ -90,7 +91,8 @@ def test_part_files_count_for_resume_whichever_gpu_wrote_them_and_merge_in_order
     assert row_key(row(batch_size=8, device="NVIDIA H100 (cuda:0)")) in finished_keys(tmp_path, "qa")
     assert merge_parts(tmp_path, "qa", lambda r: int(r["batch_size"])) == 3
     assert [r["batch_size"] for r in read_rows(tmp_path / "qa.csv")] == ["2", "4", "8"]
-    assert list(tmp_path.iterdir()) == [tmp_path / "qa.csv"]  # the parts are gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qa.csv", "qa.jsonl"]  # the parts are gone, had no record
+    assert in_step(tmp_path / "qa.csv")
 
 
 def test_a_file_with_other_columns_is_never_mixed(tmp_path):
@@ -151,10 +153,12 @@ def test_damage_with_rows_after_it_is_refused_and_left_as_it_is(tmp_path):
     lines = whole.split(b"\r\n")
     broken = b"\r\n".join([*lines[:2], b"a,b,c", *lines[2:]])  # a short row before the last one
     path.write_bytes(broken)
+    record = (tmp_path / "qa.jsonl").read_bytes()
     for attempt in (load_rows, ResultsFile):
         with pytest.raises(DamagedFile, match=rf"{path} line 3: 3 fields where the header has {len(COLUMNS)}"):
             attempt(path)
-    assert path.read_bytes() == broken and list(tmp_path.iterdir()) == [path]
+    assert path.read_bytes() == broken and sorted(p.name for p in tmp_path.iterdir()) == ["qa.csv", "qa.jsonl"]
+    assert (tmp_path / "qa.jsonl").read_bytes() == record  # the record is not rewritten from a CSV refused
 
 
 def test_an_older_file_of_ours_is_migrated_in_place_keeping_every_value(tmp_path):
@@ -183,7 +187,8 @@ def test_an_older_file_of_ours_is_migrated_in_place_keeping_every_value(tmp_path
         "use_mask-0",
         "",
     )
-    assert [p.name for p in tmp_path.iterdir()] == ["qa.csv"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qa.csv", "qa.jsonl"]  # no temporary file left
+    assert in_step(path)  # the record written from the migrated rows
 
 
 @pytest.mark.parametrize("name", ["h100/qa.csv", "h100/compile/qa.csv", "h200x2/mlm.csv"])
@@ -272,7 +277,8 @@ def test_many_processes_creating_or_migrating_one_file_write_one_header_and_whol
         (f"p{i}", str(j)) for i in range(20) for j in range(5)
     )
     assert all(r["detail"] == "x" * 3000 for r in rows)
-    assert [p.name for p in tmp_path.iterdir()] == ["qa.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qa.csv", "qa.jsonl"]
+    assert load_rows(tmp_path / "qa.jsonl") == rows  # every row in the record too, in the CSV's order
 
 
 def test_an_interrupted_merge_is_not_merged_twice(tmp_path):
