@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bertbench.attention import registry
 from bertbench.flags import UsageError, build_parser
-from bertbench.spec.catalog import FAMILIES, TASKS, family_of_type, preset
+from bertbench.spec.catalog import FAMILIES, TASKS, preset
 from bertbench.spec.config import (
     CPU_DEFAULTS,
     CPU_SWEEP,
@@ -239,6 +239,7 @@ def _check_model(name: str) -> tuple[str, int]:
     if looks_local and not os.path.isdir(name):
         what = "a file, not a checkpoint directory" if os.path.exists(name) else "no such directory"
         raise UsageError(f"--model {name}: {what}")
+    from bertbench.model.families import family_of
     from bertbench.model.heads import load_config
 
     try:
@@ -250,8 +251,7 @@ def _check_model(name: str) -> tuple[str, int]:
             config = load_config(name)
     except Exception as e:  # any failure to read it is the user's input, not a crash
         raise UsageError(f"--model {name}: cannot load a BERT-family config ({_first_line(e)})") from None
-    family = family_of_type(config.model_type)
-    assert family is not None  # load_config refused any other
+    family = family_of(config).spec  # load_config refused any other
     positions = getattr(config, "max_position_embeddings", None)
     offset = (config.pad_token_id or 0) + 1 if family.positions_after_pad else 0
     if not isinstance(positions, int) or positions - offset < 1:

@@ -18,7 +18,7 @@ PRESETS: dict[str, tuple[int, int, int]] = {
     "base": (12, 768, 12),  # the bert-base-uncased shape
     "large": (24, 1024, 16),  # the bert-large-uncased shape
 }
-PRESET_POSITIONS = 512  # BertConfig's max_position_embeddings, shared by every preset
+PRESET_POSITIONS = 512  # BertConfig's max_position_embeddings, shared by BERT's presets
 
 
 @dataclass(frozen=True)
