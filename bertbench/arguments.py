@@ -14,7 +14,7 @@ from pathlib import Path
 from bertbench.attention import registry
 from bertbench.flags import UsageError, build_parser
 from bertbench.model import strategies
-from bertbench.spec.catalog import PRESET_POSITIONS, TASKS
+from bertbench.spec.catalog import FAMILIES, TASKS, preset
 from bertbench.spec.config import (
     CPU_DEFAULTS,
     CPU_SWEEP,
@@ -113,7 +113,12 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
     points = _grid(args, defaults, GPU_SWEEP if on_gpu else CPU_SWEEP)
     model_path = os.path.expanduser(args.model) if args.model is not None else None
-    positions = _check_model(model_path) if model_path is not None else PRESET_POSITIONS
+    model_size = args.model_size or defaults["model_size"]
+    if model_path is not None:
+        family, positions = _check_model(model_path)
+    else:
+        family = preset(model_size).family
+        positions = FAMILIES[family].positions
     longest = max(p.max_seqlen for p in points)
     if longest > positions:
         raise UsageError(
@@ -143,8 +148,9 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     explicit = {"model_size": args.model_size, "num_batches": args.num_batches, "warmup": args.warmup}
     return RunConfig(
         tasks=tasks,
-        model_size=args.model_size or defaults["model_size"],
+        model_size=model_size,
         model_path=model_path,
+        model_family=family,
         implementations=implementations,
         baseline=args.baseline,
         device=device,
@@ -283,14 +289,16 @@ def _lengths_file(path: Path, model_path: str | None):
         raise UsageError(str(e)) from None
 
 
-def _check_model(name: str) -> int:
-    """The checkpoint's positions. A name that looks like a path must be a directory; any
-    other name is a Hub id, which from_pretrained resolves (offline: from the local cache).
-    Whatever fails to load is one line."""
+def _check_model(name: str) -> tuple[str, int]:
+    """The checkpoint's family (spec.catalog.FAMILIES) and usable positions (RoBERTa's less its
+    pad offset). A name that looks like a path must be a directory; any other name is a Hub id,
+    which from_pretrained resolves (offline: from the local cache). Whatever fails to load is
+    one line."""
     looks_local = name.startswith((".", "/", "~")) or os.path.exists(name)
     if looks_local and not os.path.isdir(name):
         what = "a file, not a checkpoint directory" if os.path.exists(name) else "no such directory"
         raise UsageError(f"--model {name}: {what}")
+    from bertbench.model.families import family_of
     from bertbench.model.heads import load_config
 
     try:
@@ -301,11 +309,13 @@ def _check_model(name: str) -> int:
                 raise
             config = load_config(name)
     except Exception as e:  # any failure to read it is the user's input, not a crash
-        raise UsageError(f"--model {name}: cannot load a BERT config ({_first_line(e)})") from None
+        raise UsageError(f"--model {name}: cannot load a BERT-family config ({_first_line(e)})") from None
+    family = family_of(config).spec  # load_config refused any other
     positions = getattr(config, "max_position_embeddings", None)
-    if not isinstance(positions, int) or positions < 1:
+    offset = (config.pad_token_id or 0) + 1 if family.positions_after_pad else 0
+    if not isinstance(positions, int) or positions - offset < 1:
         raise UsageError(f"--model {name}: its config has no valid max_position_embeddings ({positions!r})")
-    return positions
+    return family.name, positions - offset
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:

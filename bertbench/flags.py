@@ -11,7 +11,7 @@ from pathlib import Path
 from bertbench import __version__
 from bertbench.attention.registry import names
 from bertbench.model import strategies
-from bertbench.spec.catalog import PRESETS, TASKS
+from bertbench.spec.catalog import FAMILY_PRESETS, PRESET_NAMES, PRESETS, TASKS
 from bertbench.spec.config import (
     CPU_SWEEP,
     DATASET_PASSES,
@@ -54,10 +54,14 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
     what.add_argument("--task", choices=(*TASKS, "all"), default="mlm", help="task head; all runs the four in turn")
     what.add_argument(
         "--model-size",
-        choices=tuple(PRESETS),
+        choices=PRESET_NAMES,
         default=None,
-        help="random-weight preset (layers, hidden, heads): "
+        metavar="PRESET",
+        help="random-weight preset; BERT's (layers, hidden, heads): "
         + ", ".join(f"{k}={v}" for k, v in PRESETS.items())
+        + "; other BERT-family encoders, <family>-base in its base checkpoint's shape and <family>-tiny "
+        + "for the CPU: "
+        + ", ".join(dict.fromkeys(p.family for p in FAMILY_PRESETS.values()))
         + "; default base on a GPU, tiny on the CPU",
     )
     what.add_argument(
@@ -65,7 +69,8 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         type=text,
         default=None,
         metavar="PATH_OR_ID",
-        help="load this checkpoint with from_pretrained instead of a preset",
+        help="load this checkpoint with from_pretrained instead of a preset: BERT, RoBERTa, DistilBERT, ELECTRA "
+        "or ModernBERT (its config.json's model_type)",
     )
     what.add_argument(
         "--optimization",

@@ -101,6 +101,8 @@ BAD_INPUTS = {
     "negative seed": (["--seed", "-3"], "--seed must lie in"),
     "longer than the model's positions": (["--max-seqlen", "1024"], "longer than the model's 512 positions"),
     "seqlens past the positions in a sweep": (["--sweep", "--seqlens", "32", "1024"], "1024 is longer than"),
+    "unknown preset": (["--model-size", "roberta-huge"], "--model-size: invalid choice: 'roberta-huge'"),
+    "past RoBERTa's positions": (["--model-size", "roberta-tiny", "--max-seqlen", "513"], "model's 512 positions"),
 }
 
 
@@ -188,7 +190,7 @@ VALUES += ["99999999999999999999999", "", " ", "abc", "1_0", " 3 ", "0x10", "1e-
 SWITCHES = [["--sweep"], ["--packed"], ["--no-use-mask"], ["--resume"], ["--compile"], ["--cuda-graphs"]]
 SWITCHES += [["--use-half"], ["--no-use-half"], ["--mode", "train"], ["--dtype", "bf16"], ["--dtype", "fp64"]]
 SWITCHES += [["--use-cuda"], ["--attn", "sdpa"], ["--attn", "all"], ["--bogus"], ["--baseline", "sdpa"]]
-CHOICES = {"--task": ["qa", "mlm", "all", "nope", ""], "--model-size": ["tiny", "mini", "huge", ""]}
+CHOICES = {"--task": ["qa", "mlm", "all", "nope", ""], "--model-size": ["tiny", "mini", "huge", "", "roberta-tiny"]}
 CHOICES["--optimization"] = ["sdpa", "flash_attention_2", "sdpa-math", "nope", ""]
 
 
@@ -338,7 +340,7 @@ def test_a_hub_id_without_network_is_refused_at_once_without_retries(tmp_path, m
         )
     assert done.value.code == 2 and calls == [True]  # the cache only: the network was never asked
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--model no-such-org/no-such-bert: cannot load a BERT config" in err
+    assert err.count("\n") == 1 and "--model no-such-org/no-such-bert: cannot load a BERT-family config" in err
     assert not (tmp_path / "r").exists()
 
 
@@ -347,3 +349,44 @@ def test_the_hub_probe_says_no_at_once_when_offline_is_set(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert arguments._hub_reachable() is False
+
+
+@pytest.mark.parametrize("family", ["roberta", "distilbert", "electra", "modernbert"])
+def test_each_family_preset_runs_every_head_through_the_command_line(family, tmp_path):
+    """<family>-tiny on the CPU: a row per head, named by the preset, sdpa agreeing with the eager
+    baseline; the manifest names the family. Sequences past ModernBERT's 64-token window, so its
+    local layers are local."""
+    import json
+
+    from bertbench.spec.catalog import TASKS
+    from bertbench.store.results import load_rows
+
+    out = tmp_path / "r"
+    argv = ["--no-use-cuda", "--model-size", f"{family}-tiny", "--task", "all", "--optimization", "sdpa"]
+    argv += ["--batch-size", "2", "--max-seqlen", "80", "--avg-seqlen", "70", "--num-batches", "1", "--warmup", "0"]
+    assert benchmark_bert.main([*argv, "--quiet", "--output-dir", str(out)]) == 0
+    for task in TASKS:
+        (row,) = load_rows(out / f"{task}.csv")
+        assert (row["model"], row["attn_implementation"], row["runs"], row["status"]) == (
+            f"{family}-tiny",
+            "sdpa",
+            "sdpa",
+            "ok",
+        ), row["detail"]
+        assert float(row["rel_err"]) < 1e-5 and float(row["gflop"]) > 0
+    (manifest,) = (out / "runs").glob("*.json")
+    config = json.loads(manifest.read_text())["config"]
+    assert (config["model_family"], config["model_size"]) == (family, f"{family}-tiny")
+
+
+@pytest.mark.parametrize("family", ["roberta", "modernbert"])
+def test_a_local_checkpoint_of_a_family_is_read_with_its_positions(family, tmp_path):
+    from bertbench.model.families import preset_config
+
+    preset_config(f"{family}-tiny").save_pretrained(tmp_path / "checkpoint")
+    config = parse_args(["--no-use-cuda", "--model", str(tmp_path / "checkpoint"), "--output-dir", str(tmp_path)])
+    assert config.model_family == family and config.model_name == str(tmp_path / "checkpoint")
+    too_long = {"roberta": "513", "modernbert": "8193"}[family]  # 514 less RoBERTa's pad offset; ModernBERT's 8192
+    with pytest.raises(UsageError, match=f"max seqlen {too_long} is longer than the model's"):
+        parse_args(["--no-use-cuda", "--model", str(tmp_path / "checkpoint"), "--max-seqlen", too_long,
+                    "--output-dir", str(tmp_path)])  # fmt: skip

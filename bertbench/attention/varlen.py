@@ -58,10 +58,10 @@ def varlen_kernel() -> Callable[..., torch.Tensor] | None:
 
 
 @functools.cache
-def _takes_scale(kernel: Callable[..., torch.Tensor]) -> bool:
-    """Whether varlen_attn takes `scale` (added in torch 2.11; torch 2.10's has none)."""
+def _takes(kernel: Callable[..., torch.Tensor], argument: str) -> bool:
+    """Whether varlen_attn takes `scale` or `window_size` (both added in torch 2.11; 2.10's has neither)."""
     try:
-        return "scale" in inspect.signature(kernel).parameters
+        return argument in inspect.signature(kernel).parameters
     except (TypeError, ValueError):
         return False
 
@@ -115,6 +115,7 @@ def sdpa_varlen_attention(
     cu_seq_lens_k: torch.Tensor | None = None,
     max_length_q: int | None = None,
     max_length_k: int | None = None,
+    sliding_window: int | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
     """transformers' attention interface over varlen_attn: (batch, heads, tokens, head_dim) in,
@@ -122,6 +123,8 @@ def sdpa_varlen_attention(
 
     Packed (cu_seq_lens_q given): one row of tokens, the offsets used as given. Padded: the
     2D boolean padding mask from flash_attention_mask, or None when nothing is padded.
+    A local layer's sliding_window (ModernBERT's; flash_attention_2's meaning: |i - j| <
+    sliding_window) is varlen_attn's window_size, as transformers hands it to flash_attn.
     """
     if dropout > 0.0:
         raise DropoutUnsupported(
@@ -136,6 +139,9 @@ def sdpa_varlen_attention(
             f"No available kernel: {NAME} runs FlashAttention, which takes float16 or bfloat16, "
             f"not {_dtype_name(query.dtype)}"
         )
+    window = None if sliding_window is None else (sliding_window - 1, sliding_window - 1)
+    if window is not None and not _takes(kernel, "window_size"):
+        raise NoKernel(f"No available kernel: this PyTorch's varlen_attn has no window_size for a local layer ({NAME})")
     q, k, v = (t.transpose(1, 2) for t in (query, key, value))  # (batch, tokens, heads, head_dim)
     batch, tokens = q.shape[:2]
     if cu_seq_lens_q is not None:
@@ -144,14 +150,14 @@ def sdpa_varlen_attention(
         cu_k = cu_seq_lens_k if cu_seq_lens_k is not None else cu_seq_lens_q
         max_q = max_length_q if max_length_q is not None else tokens
         max_k = max_length_k if max_length_k is not None else max_q
-        out = _call(kernel, q[0], k[0], v[0], cu_seq_lens_q, cu_k, max_q, max_k, scaling)
+        out = _call(kernel, q[0], k[0], v[0], cu_seq_lens_q, cu_k, max_q, max_k, scaling, window)
         return out[None], None
     if attention_mask is None:  # no padding: each row is one sequence
         cu = torch.arange(0, (batch + 1) * tokens, tokens, dtype=torch.int32, device=q.device)
         flat = [t.reshape(batch * tokens, *t.shape[2:]) for t in (q, k, v)]
-        out = _call(kernel, *flat, cu, cu, tokens, tokens, scaling)
+        out = _call(kernel, *flat, cu, cu, tokens, tokens, scaling, window)
         return out.view(q.shape), None
-    return _unpadded(kernel, q, k, v, attention_mask, scaling), None
+    return _unpadded(kernel, q, k, v, attention_mask, scaling, window), None
 
 
 def _unpadded(
@@ -161,6 +167,7 @@ def _unpadded(
     v: torch.Tensor,
     mask: torch.Tensor,
     scaling: float | None,
+    window: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Attention over a padded batch: its real tokens gathered, attended, scattered back (zeros
     at padding). The maximum length is read to the host, once per layer, as flash_attention_2's
@@ -174,7 +181,7 @@ def _unpadded(
     index = real.flatten().nonzero().flatten()
     flat = [t.reshape(-1, *t.shape[2:])[index] for t in (q, k, v)]
     out = q.new_zeros(q.shape[0] * q.shape[1], *q.shape[2:])
-    out[index] = _call(kernel, *flat, cu, cu, max_len, max_len, scaling)
+    out[index] = _call(kernel, *flat, cu, cu, max_len, max_len, scaling, window)
     return out.view(q.shape)
 
 
@@ -188,16 +195,19 @@ def _call(
     max_q: int,
     max_k: int,
     scaling: float | None,
+    window: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """varlen_attn on (tokens, heads, head_dim) views; full (non-causal) attention by default in
     every version. Where the kernel takes no scale (torch 2.10), a non-default one is folded
-    into the query."""
+    into the query. A window (a local layer's) is passed only when given, so the call of a
+    global layer stays as it was."""
     max_q, max_k = int(max_q), int(max_k)
+    extra = {"window_size": window} if window is not None else {}
     if scaling is None:
-        return kernel(q, k, v, cu_q, cu_k, max_q, max_k)
-    if _takes_scale(kernel):
-        return kernel(q, k, v, cu_q, cu_k, max_q, max_k, scale=scaling)
+        return kernel(q, k, v, cu_q, cu_k, max_q, max_k, **extra)
+    if _takes(kernel, "scale"):
+        return kernel(q, k, v, cu_q, cu_k, max_q, max_k, scale=scaling, **extra)
     default = q.shape[-1] ** -0.5
     if abs(scaling - default) > 1e-12 * default:
         q = q * (scaling / default)
-    return kernel(q, k, v, cu_q, cu_k, max_q, max_k)
+    return kernel(q, k, v, cu_q, cu_k, max_q, max_k, **extra)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import torch
 from torch.profiler import ProfilerActivity, profile
-from transformers import BertConfig
+from transformers import PretrainedConfig
 
 from bertbench.attention import registry
 from bertbench.measure.timing import latencies
+from bertbench.spec.catalog import family_of_type
 from bertbench.store import signals
 
 # Fused attention operators as the profiler names them: PyTorch's SDPA backends and the
@@ -195,18 +196,28 @@ def compared_values(outputs: list[torch.Tensor], real: torch.Tensor | None) -> i
     return sum(tokens * math.prod(out.shape[2:]) for out in outputs)
 
 
-def forward_flops(config: BertConfig, task: str, lengths: list[int], seqlen: int | None = None) -> float:
+def forward_flops(config: PretrainedConfig, task: str, lengths: list[int], seqlen: int | None = None) -> float:
     """Matmul FLOPs of one forward (2 per multiply-add); other operations are ignored.
 
     With seqlen None only the real tokens count (the useful work); with seqlen set every
     sequence is counted as padded to it (the work a padded dense forward does).
-    Per layer: Q, K, V and output projections 2*T*4*H^2, feed-forward 2*T*2*H*I,
-    attention scores QK^T and the weighted sum PV 2*2*l^2*H per sequence of length l.
+    Per layer: Q, K, V and output projections 2*T*4*H^2, feed-forward 2*T*2*H*I (ModernBERT's
+    gated one 2*T*3*H*I), attention scores QK^T and the weighted sum PV 2*2*l^2*H per sequence
+    of length l; in a local layer (ModernBERT's) the pairs within its window instead of l^2.
     """
-    hidden, inner = config.hidden_size, config.intermediate_size
+    hidden = config.hidden_size
+    inner = getattr(config, "intermediate_size", None) or config.hidden_dim  # DistilBERT's is hidden_dim
+    family = family_of_type(config.model_type)
+    matrices = family.ffn_matrices if family is not None else 2
     seq = [seqlen] * len(lengths) if seqlen is not None else lengths
     tokens = sum(seq)
-    per_layer = 2 * tokens * (4 * hidden * hidden + 2 * hidden * inner) + sum(4 * n * n * hidden for n in seq)
+    dense = 2 * tokens * (4 * hidden * hidden + matrices * hidden * inner)
+    layer_types = getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers
+    window = getattr(config, "sliding_window", None)
+    attention = sum(
+        sum(4 * _attended_pairs(n, window if kind == "sliding_attention" else None) * hidden for n in seq)
+        for kind in layer_types
+    )
     if task == "mlm":  # transform dense + decoder onto the vocabulary
         head = 2 * tokens * (hidden * hidden + hidden * config.vocab_size)
     elif task == "classification":  # pooler dense + classifier on the first token of each sequence
@@ -215,7 +226,14 @@ def forward_flops(config: BertConfig, task: str, lengths: list[int], seqlen: int
         head = 2 * tokens * hidden * config.num_labels
     else:  # qa: start and end logits
         head = 2 * tokens * hidden * 2
-    return float(config.num_hidden_layers * per_layer + head)
+    return float(config.num_hidden_layers * dense + attention + head)
+
+
+def _attended_pairs(n: int, half_window: int | None) -> int:
+    """Query-key pairs of a sequence of n tokens: all of them, or those with |i - j| <= half_window."""
+    if half_window is None or n <= half_window + 1:
+        return n * n
+    return n * (2 * half_window + 1) - half_window * (half_window + 1)
 
 
 def matmul_tflops(device: torch.device, dtype: torch.dtype, budget_ms: float = 20.0, largest: int = 8192) -> float:

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import torch
 
-PAD_ID = 0
+PAD_ID = 0  # BERT's; a model whose pad_token_id differs (RoBERTa: 1) passes its own to make_batch
 IGNORE_INDEX = -100  # label value the task losses skip
 
 
 @dataclass(frozen=True)
 class Batch:
-    input_ids: torch.Tensor  # (batch, max_seqlen), PAD_ID after each sequence's length
+    input_ids: torch.Tensor  # (batch, max_seqlen), the pad id after each sequence's length
     attention_mask: torch.Tensor  # (batch, max_seqlen), 1 on real tokens
     lengths: torch.Tensor  # (batch,), real tokens per sequence
     labels: dict[str, torch.Tensor]  # task labels, passed to the forward so the loss is computed
@@ -48,12 +48,17 @@ class PackedBatch:
     lengths: torch.Tensor  # (batch,)
     labels: dict[str, torch.Tensor]  # the padded batch's labels, moved to packed positions
 
-    def model_inputs(self) -> dict:
-        """Inputs for a varlen forward: cu_seqlens given, so transformers need not rebuild them per layer."""
+    def model_inputs(self, token_types: bool = True, position_offset: int = 0) -> dict:
+        """Inputs for a varlen forward: cu_seqlens given, so transformers need not rebuild them per layer.
+
+        token_types: the model takes token_type_ids (zeros, as its padded forward defaults them;
+        DistilBERT and ModernBERT take none). position_offset: added to the 0-based position ids
+        (RoBERTa numbers its positions from pad_token_id + 1, as its padded forward does)."""
+        types = {"token_type_ids": torch.zeros_like(self.input_ids)} if token_types else {}
         return {
             "input_ids": self.input_ids,
-            "position_ids": self.position_ids,
-            "token_type_ids": torch.zeros_like(self.input_ids),
+            "position_ids": self.position_ids + position_offset if position_offset else self.position_ids,
+            **types,
             "cu_seq_lens_q": self.cu_seqlens,
             "cu_seq_lens_k": self.cu_seqlens,
             "max_length_q": self.max_length,
@@ -117,13 +122,20 @@ def make_batch(
     device: str | torch.device,
     distribution: str = "normal",
     pool: tuple[int, ...] | None = None,
+    pad_id: int = PAD_ID,
 ) -> Batch:
+    """A random batch: tokens drawn from the vocabulary but `pad_id`, which fills each sequence's
+    padding (the model's pad_token_id: RoBERTa numbers positions past it, and a real token equal
+    to it would be counted as padding). Token 0 stands for a draw of the pad id, so BERT's
+    batches (pad id 0, never drawn) are the same as before pad ids were read."""
     generator = torch.Generator(device=device).manual_seed(seed)
     lengths = sample_lengths(batch_size, max_seqlen, avg_seqlen, seqlen_stdev, generator, distribution, pool)
     positions = torch.arange(max_seqlen, device=device).expand(batch_size, max_seqlen)
     real = positions < lengths[:, None]
     tokens = torch.randint(1, vocab_size, (batch_size, max_seqlen), generator=generator, device=device)
-    input_ids = torch.where(real, tokens, PAD_ID)
+    if pad_id != 0:
+        tokens = torch.where(tokens == pad_id, 0, tokens)
+    input_ids = torch.where(real, tokens, pad_id)
     attention_mask = real.long()
     labels = make_labels(task, input_ids, real, lengths, num_labels, generator)
     return Batch(input_ids, attention_mask, lengths, labels, use_mask, bool(lengths.min() < max_seqlen))

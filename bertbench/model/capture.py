@@ -32,7 +32,11 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, masking_utils
 from transformers import modeling_flash_attention_utils as flash_utils
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, create_bidirectional_mask
+from transformers.masking_utils import (
+    ALL_MASK_ATTENTION_FUNCTIONS,
+    create_bidirectional_mask,
+    create_bidirectional_sliding_window_mask,
+)
 
 FLASH = ("flash_attention_2", "flash_attention_3")  # transformers' names of the unpadding implementations
 
@@ -58,25 +62,44 @@ class UnpadData:
 def prepared_inputs(model: PreTrainedModel, inputs: dict) -> dict:
     """The inputs with the attention mask the model builds from the padding mask, built now
     (a 4-D mask for eager and sdpa, the bool padding mask for FlashAttention, a block mask for
-    flex). With no padding mask there is nothing to build."""
+    flex). With no padding mask there is nothing to build, unless the model has local layers.
+
+    A model of local and global layers (ModernBERT's config.layer_types) is given its mapping
+    of layer type to mask, each built as it builds them: one mask would drop the local window,
+    which applies with no padding too."""
     mask = inputs.get("attention_mask")
-    if mask is None:
+    layer_types = set(getattr(model.config, "layer_types", None) or ())
+    local = "sliding_attention" in layer_types
+    if mask is None and not local:
         return inputs
     ids = inputs["input_ids"]
     shape_of_embeddings = torch.empty(*ids.shape, model.config.hidden_size, dtype=model.dtype, device=ids.device)
-    prepared = create_bidirectional_mask(config=model.config, inputs_embeds=shape_of_embeddings, attention_mask=mask)
+    kwargs = {"config": model.config, "inputs_embeds": shape_of_embeddings, "attention_mask": mask}
+    if local:
+        builders = {
+            "full_attention": create_bidirectional_mask,
+            "sliding_attention": create_bidirectional_sliding_window_mask,
+        }
+        return {**inputs, "attention_mask": {kind: builders[kind](**kwargs) for kind in sorted(layer_types)}}
+    prepared = create_bidirectional_mask(**kwargs)
     if prepared is None:
         return {key: value for key, value in inputs.items() if key != "attention_mask"}
     return {**inputs, "attention_mask": prepared}
+
+
+def _padding_mask(mask: object) -> torch.Tensor | None:
+    """The 2-D padding mask FlashAttention's layers get: the mask, or one of a per-layer-type mapping's."""
+    masks = mask.values() if isinstance(mask, dict) else [mask]
+    return next((m for m in masks if isinstance(m, torch.Tensor) and m.dim() == 2), None)
 
 
 def graph_ready(model: PreTrainedModel, forward: Callable[[dict], Callable[[], object]], inputs: dict) -> Callable:
     """The call `forward(inputs)` makes, ready to capture: its mask and, for FlashAttention, its
     unpadding metadata built now; the call runs inside `capture_paths`."""
     prepared = prepared_inputs(model, inputs)
-    mask = prepared.get("attention_mask")
+    mask = _padding_mask(prepared.get("attention_mask"))
     unpad = None
-    if model.config._attn_implementation in FLASH and isinstance(mask, torch.Tensor) and mask.dim() == 2:
+    if model.config._attn_implementation in FLASH and mask is not None:
         unpad = UnpadData.of(mask)
     call = forward(prepared)
 

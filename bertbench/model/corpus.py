@@ -21,8 +21,9 @@ from bertbench.model.strategies import Planned
 @dataclass(frozen=True)
 class Corpus:
     lengths: tuple[int, ...]  # real tokens of each sequence, in dataset order
-    tokens: torch.Tensor  # (sequences, longest) token ids on the device, PAD_ID past each length
+    tokens: torch.Tensor  # (sequences, longest) token ids on the device, pad_id past each length
     source: str  # "random" or "tokenizer"
+    pad_id: int = PAD_ID  # what fills each sequence past its length (the model's pad_token_id)
 
     @property
     def real_tokens(self) -> int:
@@ -47,22 +48,27 @@ def draw_lengths(
     return tuple(sample_lengths(sequences, max_seqlen, avg_seqlen, stdev, generator, distribution).tolist())
 
 
-def random_corpus(lengths: tuple[int, ...], vocab_size: int, seed: int, device: torch.device) -> Corpus:
-    """Random token ids in [1, vocab_size), drawn on the CPU from the seed, then moved to the device."""
+def random_corpus(
+    lengths: tuple[int, ...], vocab_size: int, seed: int, device: torch.device, pad_id: int = PAD_ID
+) -> Corpus:
+    """Random token ids in [1, vocab_size) but `pad_id` (as model.batches.make_batch draws them),
+    drawn on the CPU from the seed, then moved to the device."""
     generator = torch.Generator().manual_seed(seed + 1)  # not the lengths' stream
     longest = max(lengths)
     tokens = torch.randint(1, vocab_size, (len(lengths), longest), generator=generator)
+    if pad_id != 0:
+        tokens = torch.where(tokens == pad_id, 0, tokens)
     real = torch.arange(longest) < torch.tensor(lengths)[:, None]
-    return Corpus(lengths, torch.where(real, tokens, PAD_ID).to(device), "random")
+    return Corpus(lengths, torch.where(real, tokens, pad_id).to(device), "random", pad_id)
 
 
-def text_corpus(ids: list[list[int]], device: torch.device) -> Corpus:
-    """The tokenizer's ids of each text (model.lengths.token_ids_of), padded with PAD_ID."""
+def text_corpus(ids: list[list[int]], device: torch.device, pad_id: int = PAD_ID) -> Corpus:
+    """The tokenizer's ids of each text (model.lengths.token_ids_of), padded with `pad_id`."""
     lengths = tuple(len(row) for row in ids)
-    tokens = torch.full((len(ids), max(lengths)), PAD_ID, dtype=torch.long)
+    tokens = torch.full((len(ids), max(lengths)), pad_id, dtype=torch.long)
     for i, row in enumerate(ids):
         tokens[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return Corpus(lengths, tokens.to(device), "tokenizer")
+    return Corpus(lengths, tokens.to(device), "tokenizer", pad_id)
 
 
 def batch_of(
@@ -76,7 +82,7 @@ def batch_of(
     width = planned.padded_length
     tokens = corpus.tokens[index, :width]
     if tokens.shape[1] < width:  # padded past the corpus's longest sequence (pad-max)
-        tokens = torch.nn.functional.pad(tokens, (0, width - tokens.shape[1]), value=PAD_ID)
+        tokens = torch.nn.functional.pad(tokens, (0, width - tokens.shape[1]), value=corpus.pad_id)
     real = torch.arange(width, device=device) < lengths[:, None]
     generator = torch.Generator(device=device).manual_seed(seed + planned.indices[0])
     labels = make_labels(task, tokens, real, lengths, num_labels, generator)

@@ -14,15 +14,7 @@ from dataclasses import dataclass
 
 import torch
 from torch.nn.functional import cross_entropy
-from transformers import (
-    AutoConfig,
-    BertConfig,
-    BertForMaskedLM,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-    PreTrainedModel,
-)
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
 try:  # transformers 5: skip the random initialisation of weights about to be overwritten
@@ -32,35 +24,35 @@ except ImportError:  # pragma: no cover - an older 5.x initialises them, only sl
 
 from bertbench.attention.registry import attention_context, hf_implementation
 from bertbench.attention.registry import unavailable_reason as unavailable_reason  # re-exported
+from bertbench.model import families
 from bertbench.model.batches import PackedBatch, segments
-from bertbench.spec.catalog import NUM_LABELS, PRESETS
+from bertbench.model.families import ModelFamily, family_of
+from bertbench.spec.catalog import NUM_LABELS
 
-TASK_HEADS: dict[str, type[PreTrainedModel]] = {
-    "mlm": BertForMaskedLM,
-    "classification": BertForSequenceClassification,
-    "token_classification": BertForTokenClassification,
-    "qa": BertForQuestionAnswering,
-}
+TASK_HEADS: dict[str, type[PreTrainedModel]] = families.FAMILIES["bert"].heads  # BERT's; others: heads_of
 
 
-def preset_config(task: str, size: str) -> BertConfig:
-    layers, hidden, heads = PRESETS[size]
-    config = BertConfig(
-        num_hidden_layers=layers,
-        hidden_size=hidden,
-        num_attention_heads=heads,
-        intermediate_size=4 * hidden,
-    )
+def heads_of(config: PretrainedConfig) -> dict[str, type[PreTrainedModel]]:
+    """The model class of each task head for this config's family (families.FAMILIES)."""
+    return family_of(config).heads
+
+
+def preset_config(task: str, size: str) -> PretrainedConfig:
+    """A random-weight preset's config (BERT's sizes or a family's, spec.catalog.preset) for this task."""
+    config = families.preset_config(size)
     if NUM_LABELS[task]:
         config.num_labels = NUM_LABELS[task]
     return config
 
 
-def load_config(model_path: str, local_files_only: bool = False) -> BertConfig:
-    """The checkpoint's config; raises if the path or id cannot be read (checked before a run)."""
+def load_config(model_path: str, local_files_only: bool = False) -> PretrainedConfig:
+    """The checkpoint's config; raises if the path or id cannot be read, or is no family benchmarked
+    (BERT, RoBERTa, DistilBERT, ELECTRA, ModernBERT), before a run."""
     config = AutoConfig.from_pretrained(model_path, local_files_only=local_files_only)
-    if not isinstance(config, BertConfig):
-        raise ValueError(f"{model_path} is a {type(config).__name__}, not a BERT checkpoint")
+    try:
+        family_of(config)
+    except ValueError as e:
+        raise ValueError(f"{model_path}: {e}, not a BERT-family checkpoint") from None
     return config
 
 
@@ -76,6 +68,10 @@ class LoadedModel:
         """What the model really runs, as transformers records it."""
         return self.model.config._attn_implementation
 
+    @property
+    def family(self) -> ModelFamily:
+        return family_of(self.model.config)
+
     def forward(self, inputs: dict) -> Callable[[], object]:
         def call():
             with attention_context(self.name):
@@ -87,21 +83,24 @@ class LoadedModel:
         """The forward on a packed batch, with each head's loss over each sequence alone.
 
         Sequence classification pools each sequence's first token, gathered from the packed
-        hidden states at cu_seqlens[:-1] (the encoder's own pooler also runs on the row's
-        first token, a 1 x hidden product left in). Question answering takes the softmax of
-        the start and end logits over each sequence's own tokens (transformers' padded loss
-        also spans the padding; the cost is the same).
+        hidden states at cu_seqlens[:-1], through the family's head (families: BERT's encoder
+        also runs its own pooler on the row's first token, a 1 x hidden product left in).
+        Question answering takes the softmax of the start and end logits over each sequence's
+        own tokens (transformers' padded loss also spans the padding; the cost is the same).
+        The inputs are the family's: no token_type_ids where it takes none, RoBERTa's position
+        ids after its pad id (families.position_offset), as its padded forward numbers them.
         """
-        inputs = packed.model_inputs()
-        model, labels = self.model, packed.labels
-        if isinstance(model, BertForSequenceClassification):
+        model, labels, family = self.model, packed.labels, self.family
+        inputs = packed.model_inputs(family.spec.token_types, families.position_offset(model.config))
+        heads = family.heads
+        if isinstance(model, heads["classification"]):
 
             def run():
-                hidden = model.bert(**inputs).last_hidden_state[0, packed.first_token_index]
-                logits = model.classifier(model.dropout(model.bert.pooler(hidden[:, None])))
+                hidden = model.base_model(**inputs).last_hidden_state[0, packed.first_token_index]
+                logits = family.classify(model, hidden[:, None])
                 return SequenceClassifierOutput(loss=cross_entropy(logits.float(), labels["labels"]), logits=logits)
 
-        elif isinstance(model, BertForQuestionAnswering):
+        elif isinstance(model, heads["qa"]):
 
             def run():
                 output = model(**inputs)
@@ -161,16 +160,18 @@ def load_baseline(
 ) -> LoadedModel:
     """The baseline model, whose weights every other implementation copies.
 
-    A preset gets random weights from `seed`; a checkpoint's task head may be newly
-    initialised (transformers warns), and that head, too, is then shared by all.
+    A preset gets random weights from `seed`; a checkpoint's task head (its family's class,
+    families.FAMILIES) may be newly initialised (transformers warns), and that head, too, is
+    then shared by all.
     """
-    head = TASK_HEADS[task]
     torch.manual_seed(seed)
     if model_path is None:
         config = preset_config(task, model_size)
+        head = heads_of(config)[task]
         with device:
             model = head._from_config(config, attn_implementation=hf_implementation(name), dtype=dtype)
     else:
+        head = heads_of(AutoConfig.from_pretrained(model_path))[task]
         kwargs = {"num_labels": NUM_LABELS[task]} if NUM_LABELS[task] else {}
         model = head.from_pretrained(model_path, attn_implementation=hf_implementation(name), dtype=dtype, **kwargs).to(
             device

@@ -17,6 +17,7 @@ from bertbench.attention import registry
 from bertbench.measure.failures import Failure, one_line, release_memory
 from bertbench.model import capture
 from bertbench.model.batches import Batch, PackedBatch, make_batch, pack
+from bertbench.model.families import family_of, pad_id
 from bertbench.model.heads import (
     LoadedModel,
     evaluated,
@@ -76,6 +77,8 @@ class TaskModels:
             reason = unavailable_reason(name, device, dtype)
             if reason is None and config.packed and not registry.get(name).packed:
                 reason = f"{name} has no variable-length path; --packed runs {', '.join(registry.packed_names())}"
+            if reason is None and config.packed:
+                reason = family_of(self.model_config).packed_reason(self.model_config)
             if reason is not None:
                 self.failed[name] = Failure("unavailable", reason)
                 continue
@@ -115,6 +118,7 @@ class TaskModels:
             config.torch_device,
             config.length_distribution,
             config.lengths,
+            pad_id(self.model_config),
         )
         inputs = batch.model_inputs()
         packed = pack(batch) if config.packed else None

@@ -16,6 +16,7 @@ import pandas as pd
 
 from bertbench.report.load import TaskData
 from bertbench.report.standings import MEM_MARGIN_PCT, Finding, Margin, findings, headlines
+from bertbench.spec.catalog import preset_name
 from bertbench.spec.timings import EXTRA_TIMINGS
 
 ENV_KEYS = ("device", "torch", "transformers", "flash_attn", "flash_attn_3", "cuda", "bertbench", "git_commit",
@@ -39,7 +40,7 @@ def environment(data: list[TaskData]) -> tuple[str, list[list[str]]]:
     for m in manifests:
         env, config = m.get("environment") or {}, m.get("config") or {}
         add("run", m.get("run_id"))
-        model = config.get("model_path") or (f"bert-{config['model_size']}" if config.get("model_size") else None)
+        model = config.get("model_path") or (preset_name(config["model_size"]) if config.get("model_size") else None)
         for key, value in (("model", model), ("dtype", config.get("dtype")), ("baseline", config.get("baseline"))):
             add(key, value)
         for key in ENV_KEYS:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import torch
+from transformers import PretrainedConfig
 
 from bertbench.attention import registry
 from bertbench.measure.failures import Failure, frozen_heap, release_memory, return_cached
@@ -27,6 +28,7 @@ from bertbench.measure.probes import tolerance
 from bertbench.model import strategies
 from bertbench.model.batches import Batch, PackedBatch
 from bertbench.model.corpus import Corpus, batch_of, draw_lengths, random_corpus, text_corpus
+from bertbench.model.families import pad_id
 from bertbench.model.heads import LoadedModel, per_token, task_logits
 from bertbench.model.holder import BASELINE, TaskModels
 from bertbench.model.lengths import read_texts, token_ids_of
@@ -85,18 +87,20 @@ def plans(corpus: Corpus, plan: DatasetPlan, batch_size: int, max_seqlen: int) -
     return {name: strategies.get(name).plan(corpus.lengths, sizes) for name in names}
 
 
-def corpus_of(config: RunConfig, vocab_size: int) -> Corpus:
+def corpus_of(config: RunConfig, model_config: PretrainedConfig) -> Corpus:
     """The pass's sequences: the file's texts through the checkpoint's tokenizer where there are texts
-    and a checkpoint, else random token ids of the drawn (or the file's) lengths."""
+    and a checkpoint, else random token ids of the drawn (or the file's) lengths; padded with the
+    model's pad id."""
     assert config.dataset is not None
     (point,) = config.points
     n = config.dataset.sequences
     texts = read_texts(config.lengths_file) if config.lengths_file is not None else None
     if texts is not None and config.model_path is not None:
-        return text_corpus(token_ids_of(config.model_path, texts[:n], point.max_seqlen), config.torch_device)
+        ids = token_ids_of(config.model_path, texts[:n], point.max_seqlen)
+        return text_corpus(ids, config.torch_device, pad_id(model_config))
     lengths = draw_lengths(n, point.max_seqlen, point.avg_seqlen, config.seqlen_stdev, config.seed,
                            config.length_distribution, config.lengths)  # fmt: skip
-    return random_corpus(lengths, vocab_size, config.seed, config.torch_device)
+    return random_corpus(lengths, model_config.vocab_size, config.seed, config.torch_device, pad_id(model_config))
 
 
 def _calls(model: LoadedModel, batches: list[Batch | PackedBatch]) -> list[Callable[[], object]]:
@@ -300,7 +304,7 @@ def run_dataset(config: RunConfig, facts: RunFacts) -> list[DatasetRow]:
             if models.baseline_failure is not None:
                 rows = _failed(models.baseline_failure, facts, config, task)
             else:
-                corpus = corpus_of(config, models.model_config.vocab_size)
+                corpus = corpus_of(config, models.model_config)
                 if not config.quiet:
                     print(f"{task}: {len(corpus.lengths)} sequences, {corpus.real_tokens} real tokens "
                           f"({corpus.source} token ids)", flush=True)  # fmt: skip

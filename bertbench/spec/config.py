@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bertbench.spec.catalog import preset_name
+
 if TYPE_CHECKING:
     import torch
 
@@ -110,6 +112,7 @@ class RunConfig:
     lengths_file: str | None = None
     lengths_sha256: str | None = None
     dataset: DatasetPlan | None = None  # --dataset: a whole-dataset pass instead of the grid
+    model_family: str = "bert"  # spec.catalog.FAMILIES: the preset's or the checkpoint's (config.model_type)
 
     @property
     def cuda_graphs(self) -> bool:
@@ -121,7 +124,7 @@ class RunConfig:
 
     @property
     def model_name(self) -> str:
-        return self.model_path or f"bert-{self.model_size}"
+        return self.model_path or preset_name(self.model_size)
 
     @property
     def torch_device(self) -> torch.device:

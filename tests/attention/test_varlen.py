@@ -31,7 +31,8 @@ CUDA = torch.device("cuda", 0)
 
 
 class FakeVarlen:
-    """varlen_attn's contract, computed per segment with SDPA; it records what each call got."""
+    """varlen_attn's contract, computed per segment with SDPA; it records what each call got.
+    A window_size (left, right) lets query i see keys i - left .. i + right, as flash's does."""
 
     def __init__(self):
         self.calls: list[dict] = []
@@ -39,15 +40,20 @@ class FakeVarlen:
     def __call__(self, query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, scale=None, window_size=(-1, -1)):
         assert query.dim() == 3 and query.shape == key.shape == value.shape  # (tokens, heads, head_dim)
         assert cu_seq_q.dtype == torch.int32 and cu_seq_k.dtype == torch.int32
-        assert isinstance(max_q, int) and isinstance(max_k, int) and window_size == (-1, -1)
+        assert isinstance(max_q, int) and isinstance(max_k, int)
         assert int(cu_seq_q[-1]) == query.shape[0]
-        self.calls.append({"cu_q": cu_seq_q, "cu_k": cu_seq_k, "max_q": max_q, "scale": scale, "q": query.shape})
+        call = {"cu_q": cu_seq_q, "cu_k": cu_seq_k, "max_q": max_q, "scale": scale, "q": query.shape}
+        self.calls.append({**call, "window": window_size})
         out = torch.empty_like(query)
         bounds = cu_seq_q.tolist()
         for start, end in itertools.pairwise(bounds):
             assert end - start <= max_q
             q, k, v = (t[start:end].transpose(0, 1) for t in (query, key, value))
-            out[start:end] = scaled_dot_product_attention(q, k, v, scale=scale).transpose(0, 1)
+            mask = None
+            if window_size != (-1, -1):
+                offset = torch.arange(end - start)[None, :] - torch.arange(end - start)[:, None]  # key - query
+                mask = (offset >= -window_size[0]) & (offset <= window_size[1])
+            out[start:end] = scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale).transpose(0, 1)
         return out
 
 
@@ -148,6 +154,7 @@ def test_packed_cu_seqlens_reach_every_layer_as_given_and_no_mask_is_passed(fake
         assert call["max_q"] == packed.max_length
         assert call["q"] == (packed.input_ids.shape[1], 2, 64)
         assert call["scale"] == pytest.approx(64**-0.5)
+        assert call["window"] == (-1, -1)  # BERT's layers are global: no window reaches the kernel
 
 
 @pytest.mark.parametrize("use_mask", [True, False])
@@ -260,3 +267,29 @@ def test_on_the_gpu_a_training_step_runs_without_dropout_and_is_refused_with_it(
         layer.attention.self.dropout.p = 0.0
     output = training_step(model.model, model.forward_packed(packed))()
     assert torch.isfinite(output.loss)
+
+
+@pytest.mark.parametrize("family", ["roberta", "distilbert", "electra", "modernbert"])
+@pytest.mark.parametrize("task", TASKS)
+def test_each_family_packed_agrees_with_its_padded_eager(fake, family, task):
+    """The packed route with each family's inputs: RoBERTa's position ids after its pad id, no
+    token_type_ids for DistilBERT and ModernBERT, ModernBERT's local layers as a window."""
+    from bertbench.model.families import pad_id
+
+    eager = load_baseline(task, "eager", f"{family}-tiny", None, CPU, torch.float32, seed=0)
+    model = load_like(eager, "sdpa-varlen", CPU, torch.float32)
+    config = eager.model.config
+    batch = make_batch(task, 3, 96, 72, 16, config.vocab_size, NUM_LABELS[task], True, 0, "cpu", pad_id=pad_id(config))
+    with torch.inference_mode():
+        want = eager.forward(batch.model_inputs())()
+        got = model.forward_packed(pack(batch))()
+    real = batch.attention_mask.bool()
+    logits = task_logits(task, got)
+    if per_token(task):
+        logits = [unpack(values, real) for values in logits]
+    max_abs, rel = agreement(logits, task_logits(task, want), real if per_token(task) else None)
+    assert rel < 1e-4 and max_abs < 1e-4
+    windows = [call["window"] for call in fake.calls]
+    local = [kind == "sliding_attention" for kind in getattr(config, "layer_types", None) or []]
+    assert windows == [(64, 64) if is_local else (-1, -1) for is_local in local] or not local
+    assert len(windows) == config.num_hidden_layers

@@ -100,3 +100,18 @@ def test_kernel_names_fall_in_their_class():
     assert kernel_class("nvjet_hsh_128x256_64x4_2x1_v_bz_coopA_NNT") == "gemm"
     assert kernel_class("void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl>") == "other"
     assert kernel_class("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::Half>") == "other"
+
+
+def test_flops_of_the_other_families_count_their_own_layers():
+    """DistilBERT's feed-forward is hidden_dim wide; ModernBERT's gated one has three H x I products,
+    and its local layers attend within their window (|i - j| <= 64), not every pair."""
+    lengths = [10, 100]
+    distil = preset_config("qa", "distilbert-tiny")  # 2 layers, dim 128, hidden_dim 512
+    bert = preset_config("qa", "tiny")  # the same shape
+    assert forward_flops(distil, "qa", lengths) == forward_flops(bert, "qa", lengths)
+    modern = preset_config("qa", "modernbert-tiny")  # 3 layers (global, local, local), 128, intermediate 192
+    h, i, tokens = 128, 192, 110
+    linear = 2 * tokens * (4 * h * h + 3 * h * i)
+    full = 4 * h * (10**2 + 100**2)
+    local = 4 * h * (10**2 + sum(min(q + 64, 99) - max(q - 64, 0) + 1 for q in range(100)))
+    assert forward_flops(modern, "qa", lengths) == 3 * linear + full + 2 * local + 2 * tokens * h * 2

@@ -101,6 +101,18 @@ def test_the_batches_carry_each_sequences_own_tokens_in_every_strategy():
                     assert int(batch.attention_mask[row].sum()) == lengths[i]
 
 
+def test_a_family_whose_pad_id_is_not_zero_pads_with_its_own_and_never_draws_it(tmp_path):
+    """RoBERTa pads with 1 and numbers positions after it: a real token of id 1 would move them."""
+    lengths = (5, 9, 3)
+    corpus = random_corpus(lengths, 8, seed=0, device=torch.device("cpu"), pad_id=1)
+    real = torch.arange(corpus.tokens.shape[1]) < torch.tensor(lengths)[:, None]
+    assert (corpus.tokens[~real] == 1).all() and not (corpus.tokens[real] == 1).any()
+    (planned,) = strategies.get("pad-max").plan(lengths, Sizes(4, 12, 48))
+    assert (batch_of(corpus, planned, "qa", 0, True, seed=0).input_ids[:, 9:] == 1).all()
+    rows = run(tmp_path, "--model-size", "roberta-tiny", "--optimization", "sdpa", "--sequences", "12")
+    assert rows and all(row["status"] == "ok" for row in rows if row["strategy"] != "packed")
+
+
 def test_the_files_lengths_are_taken_in_file_order_and_truncated():
     assert draw_lengths(3, 10, 5.0, 1.0, 0, "file", (4, 30, 7, 9)) == (4, 10, 7)
     with pytest.raises(ValueError):
