@@ -10,8 +10,12 @@ implementation at the one point the flags name, three figures per call:
   budget and rounds) over the call the benchmark times (model.holder.TaskModels.inputs);
 - plain: a plain loop over the same loaded model and batch, `model(**inputs)` (train: then
   `loss.backward()` and `zero_grad(set_to_none=True)`), with no wrapper, events or rounds: the
-  mean of 20 back-to-back calls between two synchronisations, the median of 5 such runs;
+  mean of 20 back-to-back calls between two synchronisations, the median of 3 such runs;
 - kernels: the sum of the call's kernel durations (measure.gpu_time), which neither loop moves.
+
+The two loops alternate REPEATS times (tool, plain, tool, plain, ...) and each figure is the median
+of its repeats, so a slow spell of the host (seconds long) falls on both rather than on one; the
+range of tool/plain over the repeats is printed beside it.
 
 CUDA only (on the CPU every figure is the host's).
 """
@@ -30,7 +34,7 @@ from bertbench.measure.gpu_time import gpu_times
 from bertbench.measure.timing import time_interleaved
 from bertbench.model.holder import BASELINE, TaskModels
 
-PLAIN_CALLS, PLAIN_RUNS = 20, 5
+PLAIN_CALLS, PLAIN_RUNS, REPEATS = 20, 3, 3
 
 
 def plain_call(model, inputs: dict, train: bool):
@@ -70,20 +74,28 @@ def main(argv: list[str]) -> int:
     batch = inputs.batch.model_inputs()
     loaded = {BASELINE: models.baseline, **models.models}
     print(f"{task} {config.mode} batch {point.batch_size} x {point.max_seqlen}, pad {point.pad_fraction:g}")
-    print(f"{'model':<22} {'tool ms':>9} {'plain ms':>9} {'tool/plain':>10} {'kernels ms':>10}")
+    print(f"{'model':<22} {'tool ms':>9} {'plain ms':>9} {'tool/plain':>10} {'range':>13} {'kernels ms':>10}")
     with torch.inference_mode(not train):
         for key, call in inputs.calls.items():
             name = config.baseline if key == BASELINE else key
             plain = plain_call(loaded[key].model, batch, train)
             for _ in range(3):  # warm both
                 call(), plain()
-            timings, failures = time_interleaved({key: call}, device, config.timing)
+            tools, plains = [], []
+            for _ in range(REPEATS):
+                timings, failures = time_interleaved({key: call}, device, config.timing)
+                if failures:
+                    break
+                tools.append(timings[key].median)
+                plains.append(plain_ms(plain, device))
             if failures:
                 print(f"{name:<22} {failures[key].status}: {failures[key].detail}")
                 continue
-            tool, loop = timings[key].median, plain_ms(plain, device)
+            ratios = [t / p for t, p in zip(tools, plains, strict=True)]
+            tool, loop = statistics.median(tools), statistics.median(plains)
             kernels = gpu_times({key: call}, device, 3)[key].median
-            print(f"{name:<22} {tool:>9.3f} {loop:>9.3f} {tool / loop:>10.3f} {kernels:>10.3f}")
+            spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
+            print(f"{name:<22} {tool:>9.3f} {loop:>9.3f} {tool / loop:>10.3f} {spread:>13} {kernels:>10.3f}")
     return 0
 
 
