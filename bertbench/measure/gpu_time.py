@@ -6,7 +6,8 @@ hundred kernels; it moves between runs with the host's speed, and can rank imple
 against their kernels' own cost. The sum of the kernels' durations (and the copies and fills
 the call asked of the GPU) does not depend on the host: it answers which kernels are faster.
 
-After the timed rounds, each model's call runs `count` more times inside one profiler
+Before the timed rounds (variants.measure: where they refill the allocator's pool after the
+warm-up), each model's call runs `count` more times inside one profiler
 session (CUDA activity only: no CPU operator is recorded, so the host pays little), the
 models in turn (as the timed rounds interleave them: a spell of the power cap, which lowers
 the SM clock for seconds, falls on all of them alike), the GPU idle before each call and a

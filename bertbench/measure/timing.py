@@ -151,6 +151,7 @@ def time_interleaved(
     between: Callable[[], object] | None = None,
     observe: Callable[[str], object] | None = None,
     clock: Callable[[], ClockSample | None] | None = None,
+    refill: Callable[[dict[str, Callable[[], object]]], bool] | None = None,
 ) -> tuple[dict[str, Latency], dict[str, Failure]]:
     """Warm up and time every call, interleaved; a call that raises becomes a Failure.
 
@@ -159,7 +160,9 @@ def time_interleaved(
     leaves (variants.measure: peak memory, kernels, output) without a call of its own. The
     number of timed calls is set from the fastest untimed call: one-off set-up costs of a new
     shape and the profiler only add to a call. Where the observed calls emptied the allocator's
-    pool (refills_pool), each model makes one more untimed call after every model's warm-up.
+    pool (refills_pool), each model makes one more untimed call after every model's warm-up;
+    `refill(calls)`, where given, makes those calls instead (variants.measure: the profiled
+    calls of the GPU time) and says whether it did, else the single calls follow.
 
     The timed calls of each model are split into up to INTERLEAVE_ROUNDS rounds of at least
     MIN_ROUND_CALLS consecutive calls, and each round visits every model in turn, so a slow
@@ -208,8 +211,10 @@ def time_interleaved(
 
     for name in calls:
         attempt(name, warm_up)
-    if observe is not None and refills_pool(device):
-        for name in list(timed):  # the allocator's pool holds every model's blocks again before any is timed
+    refilling = observe is not None and refills_pool(device) and bool(timed)
+    # the allocator's pool holds every model's blocks again before any is timed
+    if refilling and (refill is None or not refill({name: calls[name] for name in timed})):
+        for name in list(timed):
             attempt(name, lambda n: calls[n]())
     collecting = gc.isenabled()
     gc.disable()

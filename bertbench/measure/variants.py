@@ -129,8 +129,9 @@ def measure(
     `known_kernels` already holds them (e.g. "" for the baseline, whose kernels no column
     holds), the attention kernels it ran: the profiler costs 15-50 ms a call. A model that
     fails at any step becomes a Failure and the others go on. `between`, `clock`: see
-    time_interleaved. After the timed rounds, plan.gpu_calls more calls of each are profiled
-    for its GPU time (gpu_time.gpu_times; none on the CPU)."""
+    time_interleaved. Before the timed rounds, where the pool is refilled after the observed
+    calls, plan.gpu_calls calls of each are profiled for its GPU time (gpu_time.gpu_times; none
+    on the CPU): they refill it, so no call is made for either alone."""
     known = known_kernels or {}
     results: dict[str, Outcome | Failure] = {}
     prepared: dict[str, Prepared] = {}
@@ -159,16 +160,32 @@ def measure(
             except Exception as e:
                 results[name] = _failure(variant, e)
             release_memory(device)
+        gpu: dict[str, GpuTime] = {}
+        gpu_note = ""
+
+        def profile(live: dict[str, Call]) -> bool:
+            """The GPU time's profiled calls, made where the pool is refilled: no call of their own."""
+            nonlocal gpu_note
+            if plan.gpu_calls <= 0:
+                return False
+            try:
+                gpu.update(gpu_times(live, device, plan.gpu_calls))
+                return True
+            except Exception as e:  # the timings stand; the rows say why the GPU time does not
+                gpu_note = f"GPU time unavailable: {one_line(e)}"
+            release_memory(device)
+            return False
+
         timings, failures = time_interleaved(
-            {n: p.call for n, p in prepared.items()}, device, plan, between, observe, clock
+            {n: p.call for n, p in prepared.items()}, device, plan, between, observe, clock, profile
         )
         results.update(failures)
-        gpu, gpu_note = {}, ""
-        try:
-            gpu = gpu_times({n: prepared[n].call for n in timings}, device, plan.gpu_calls)
-        except Exception as e:  # the timings stand; the rows say why the GPU time does not
-            gpu_note = f"GPU time unavailable: {one_line(e)}"
-            release_memory(device)
+        if not gpu and not gpu_note:  # the pool was not refilled (the CPU): profiled after the timed rounds
+            try:
+                gpu = gpu_times({n: prepared[n].call for n in timings}, device, plan.gpu_calls)
+            except Exception as e:
+                gpu_note = f"GPU time unavailable: {one_line(e)}"
+                release_memory(device)
         for name, latency in timings.items():
             output, kernels, memory = seen[name]
             results[name] = Outcome(latency, memory, output, kernels, prepared[name].setup_s, gpu.get(name), gpu_note)

@@ -67,7 +67,7 @@ class TimingPlan:
     num_batches: int  # timed calls: exactly this many, or at most this many under a budget
     min_batches: int  # fewest timed calls under a budget
     budget_ms: float | None  # None: always num_batches
-    gpu_calls: int = 3  # GPU: profiled calls for the GPU time after the timed ones (0: none)
+    gpu_calls: int = 3  # GPU: profiled calls for the GPU time, before the timed ones (0: none)
 
 
 @dataclass(frozen=True)

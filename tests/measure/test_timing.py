@@ -124,3 +124,25 @@ def test_where_the_observed_calls_empty_the_pool_every_model_calls_once_more_bef
     order.clear()
     time_interleaved(calls, CPU, fixed)  # nothing observed, nothing emptied
     assert order == ["a", "b", "a", "a", "b", "b"]
+
+
+def test_a_refill_that_makes_the_calls_replaces_the_extra_ones_and_one_that_cannot_leaves_them(monkeypatch):
+    """variants.measure's refill is the GPU time's profiled calls: where it made them, no model calls
+    once more; where it could not (it says False), the single calls follow."""
+    from bertbench.measure import timing
+
+    monkeypatch.setattr(timing, "refills_pool", lambda device: True)
+    order = []
+    calls = {n: (lambda n=n: order.append(n)) for n in "ab"}
+    observe = lambda name: order.append(f"observe {name}")  # noqa: E731
+    fixed = plan(num_batches=1, budget_ms=None, warmup=1)
+
+    def profiled(live):
+        order.append(f"profiled {','.join(live)}")
+        return True
+
+    time_interleaved(calls, CPU, fixed, observe=observe, refill=profiled)
+    assert order == ["observe a", "observe b", "profiled a,b", "a", "b"]
+    order.clear()
+    time_interleaved(calls, CPU, fixed, observe=observe, refill=lambda live: False)
+    assert order == ["observe a", "observe b", "a", "b", "a", "b"]

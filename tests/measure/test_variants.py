@@ -47,3 +47,37 @@ def test_a_model_failing_in_its_observed_call_is_a_failure_and_the_others_go_on(
     out = measure(LOOP, {"a": counting(calls, "a", fail_at=2), "b": counting(calls, "b")}, CPU, PLAN, known_kernels={})
     assert isinstance(out["a"], Failure) and "a broke" in out["a"].detail
     assert isinstance(out["b"], Outcome) and out["b"].latency.count == 4 and calls == {"a": 2, "b": 6}
+
+
+def test_on_a_refilling_device_the_gpu_times_calls_refill_the_pool_and_no_model_calls_for_either_alone(monkeypatch):
+    """GPU: after the observed calls the pool is empty; the GPU time's profiled calls run there, before
+    the timed rounds. A profiler that fails leaves the row its reason and the single refill calls."""
+    from bertbench.measure import timing
+    from bertbench.measure.gpu_time import GpuTime
+
+    monkeypatch.setattr(timing, "refills_pool", lambda device: True)
+    calls = {"a": 0, "b": 0}
+    seen = []
+
+    def fake_gpu_times(live, device, count):
+        seen.append({n: calls[n] for n in live})  # what each model had run before its profiled calls
+        for _ in range(count):
+            for call in live.values():
+                call()
+        return {n: GpuTime((1.0,) * count, (5,) * count) for n in live}
+
+    monkeypatch.setattr(variants, "gpu_times", fake_gpu_times)
+    plan = TimingPlan(warmup=1, num_batches=4, min_batches=1, budget_ms=None, gpu_calls=3)
+    out = measure(LOOP, {n: counting(calls, n) for n in calls}, CPU, plan, known_kernels={"a": "", "b": ""})
+    assert seen == [{"a": 1, "b": 1}]  # after every model's observed call, before any timed one
+    assert calls == {"a": 8, "b": 8}  # 1 observed + 3 profiled + 4 timed: nothing else
+    assert all(o.gpu.median == 1.0 and o.gpu_note == "" for o in out.values())
+
+    def broken(live, device, count):
+        raise RuntimeError("no markers")
+
+    monkeypatch.setattr(variants, "gpu_times", broken)
+    calls.update(a=0, b=0)
+    out = measure(LOOP, {n: counting(calls, n) for n in calls}, CPU, plan, known_kernels={"a": "", "b": ""})
+    assert calls == {"a": 6, "b": 6}  # 1 observed + 1 refill + 4 timed
+    assert all(o.gpu is None and o.gpu_note == "GPU time unavailable: RuntimeError: no markers" for o in out.values())
