@@ -48,7 +48,7 @@ BAD = {
     "capacity": (["--dataset", "--capacity"], "--dataset and --capacity are separate runs"),
     "packed": (["--dataset", "--packed"], "drop --packed"),
     "resume": (["--dataset", "--resume"], "drop --resume"),
-    "compile": (["--dataset", "--compile"], "drop --compile"),
+    "compile": (["--dataset", "--compile"], "--dataset times the Python loop and CUDA graphs only; drop --compile"),
     "sequences alone": (["--sequences", "5"], "--sequences only applies with --dataset"),
     "passes alone": (["--passes", "5"], "--passes only applies with --dataset"),
     "budget below a sequence": (["--dataset", "--max-seqlen", "64", "--tokens-per-batch", "63"],

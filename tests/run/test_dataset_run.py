@@ -33,7 +33,7 @@ def test_a_cpu_pass_writes_a_row_per_implementation_and_strategy_with_sane_figur
     out = capsys.readouterr().out
     found = {(r["attn_implementation"], r["strategy"]): r for r in rows}
     assert set(found) == {(n, s) for n in ("eager", "sdpa") for s in strategies.names()}
-    assert list(rows[0]) == list(DATASET_COLUMNS) and {r["schema_version"] for r in rows} == {"1"}
+    assert list(rows[0]) == list(DATASET_COLUMNS) and {r["schema_version"] for r in rows} == {"2"}
     real = {int(r["real_tokens"]) for r in rows}
     assert len(real) == 1 and {r["sequences"] for r in rows} == {"19"}
     assert {r["token_ids"] for r in rows} == {"random"}
