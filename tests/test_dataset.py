@@ -79,3 +79,11 @@ def test_a_dataset_file_not_ours_is_refused_before_anything_runs(tmp_path, capsy
         cli.main([*CPU, "--task", "qa", "--dataset", "--output-dir", str(tmp_path)])
     assert done.value.code == 2 and "is not a bertbench dataset file" in capsys.readouterr().err
     assert (tmp_path / "dataset" / "qa.csv").read_text() == "a,b\n1,2\n" and not (tmp_path / "runs").exists()
+
+
+def test_the_dataset_pass_takes_cuda_graphs_even_on_the_cpu_where_its_rows_say_why_not(tmp_path):
+    config = parse_args([*CPU, "--dataset", "--cuda-graphs", "--output-dir", str(tmp_path)])
+    assert config.dataset is not None and config.cuda_graphs and not config.compile
+    with pytest.raises(SystemExit) as done:  # the grid's graphs still need a GPU
+        cli.main([*CPU, "--cuda-graphs", "--output-dir", str(tmp_path / "grid")])
+    assert done.value.code == 2 and not (tmp_path / "grid").exists()
