@@ -108,7 +108,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
     if device == "cuda" and rank.distributed:  # one GPU per torchrun process
         device = f"cuda:{rank.local_rank}"
     on_gpu = device != "cpu"
-    if not on_gpu and (gpu_only := [t for t in extras if t.needs_gpu]):
+    if not on_gpu and (gpu_only := [t for t in extras if t.needs_gpu and not (args.dataset and t.dataset)]):
         raise UsageError(f"{gpu_only[0].flag} needs a CUDA GPU")
     defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
     points = _grid(args, defaults, GPU_SWEEP if on_gpu else CPU_SWEEP)
@@ -254,8 +254,9 @@ def _check_dataset_flags(args, extras) -> None:
         raise UsageError(refused[0])
     if args.mode == "train":
         raise UsageError("--dataset times inference passes only; drop --mode train")
-    if extras:
-        raise UsageError(f"--dataset times the Python loop only; drop {extras[0].flag}")
+    if refused := [t for t in extras if not t.dataset]:
+        taken = " and ".join(["the Python loop", *(t.label + "s" for t in EXTRA_TIMINGS if t.dataset)])
+        raise UsageError(f"--dataset times {taken} only; drop {refused[0].flag}")
     unknown = [s for s in args.strategies or () if s not in strategies.names()]
     if unknown:
         raise UsageError(f"--strategies: unknown strategy {unknown[0]!r}; choose from {', '.join(strategies.names())}")

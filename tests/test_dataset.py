@@ -48,7 +48,7 @@ BAD = {
     "capacity": (["--dataset", "--capacity"], "--dataset and --capacity are separate runs"),
     "packed": (["--dataset", "--packed"], "drop --packed"),
     "resume": (["--dataset", "--resume"], "drop --resume"),
-    "compile": (["--dataset", "--compile"], "drop --compile"),
+    "compile": (["--dataset", "--compile"], "--dataset times the Python loop and CUDA graphs only; drop --compile"),
     "sequences alone": (["--sequences", "5"], "--sequences only applies with --dataset"),
     "passes alone": (["--passes", "5"], "--passes only applies with --dataset"),
     "budget below a sequence": (["--dataset", "--max-seqlen", "64", "--tokens-per-batch", "63"],
@@ -79,3 +79,11 @@ def test_a_dataset_file_not_ours_is_refused_before_anything_runs(tmp_path, capsy
         cli.main([*CPU, "--task", "qa", "--dataset", "--output-dir", str(tmp_path)])
     assert done.value.code == 2 and "is not a bertbench dataset file" in capsys.readouterr().err
     assert (tmp_path / "dataset" / "qa.csv").read_text() == "a,b\n1,2\n" and not (tmp_path / "runs").exists()
+
+
+def test_the_dataset_pass_takes_cuda_graphs_even_on_the_cpu_where_its_rows_say_why_not(tmp_path):
+    config = parse_args([*CPU, "--dataset", "--cuda-graphs", "--output-dir", str(tmp_path)])
+    assert config.dataset is not None and config.cuda_graphs and not config.compile
+    with pytest.raises(SystemExit) as done:  # the grid's graphs still need a GPU
+        cli.main([*CPU, "--cuda-graphs", "--output-dir", str(tmp_path / "grid")])
+    assert done.value.code == 2 and not (tmp_path / "grid").exists()

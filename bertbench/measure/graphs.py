@@ -22,12 +22,14 @@ class CapturedGraph:
     seconds: float  # warm-up and capture
 
 
-def capture_graph(fn: Callable[[], object], device: torch.device) -> CapturedGraph:
+def capture_graph(fn: Callable[[], object], device: torch.device, pool: tuple | None = None) -> CapturedGraph:
     """fn captured in a CUDA graph; replays run its kernels on the same buffers with no Python.
 
     Warm-up runs on a side stream first, as torch.cuda.graph requires; then one rehearsal
     (check_capturable) refuses a call that would break the capture, because a failed capture
-    leaves PyTorch's CUDA state broken for the rest of the process. The kernels are recorded
+    leaves PyTorch's CUDA state broken for the rest of the process. `pool`: a memory pool
+    (torch.cuda.graph_pool_handle()) the graph shares with others never replayed at the same time,
+    so a set of graphs holds the memory of its largest, not of all. The kernels are recorded
     during the capture itself: a library may take another path while a stream is capturing
     (transformers builds an SDPA mask it would otherwise skip).
     """
@@ -42,7 +44,7 @@ def capture_graph(fn: Callable[[], object], device: torch.device) -> CapturedGra
     graph = torch.cuda.CUDAGraph()
 
     def captured():
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=pool):
             return fn()
 
     output, kernels = attention_kernels(captured)

@@ -96,18 +96,30 @@ def _padding_mask(mask: object) -> torch.Tensor | None:
 def graph_ready(model: PreTrainedModel, forward: Callable[[dict], Callable[[], object]], inputs: dict) -> Callable:
     """The call `forward(inputs)` makes, ready to capture: its mask and, for FlashAttention, its
     unpadding metadata built now; the call runs inside `capture_paths`."""
-    prepared = prepared_inputs(model, inputs)
-    mask = _padding_mask(prepared.get("attention_mask"))
-    unpad = None
-    if model.config._attn_implementation in FLASH and mask is not None:
-        unpad = UnpadData.of(mask)
+    return ready(model, forward, prepared_inputs(model, inputs))
+
+
+def ready(model: PreTrainedModel, forward: Callable[[dict], Callable[[], object]], prepared: dict) -> Callable:
+    """The call `forward(prepared)` makes on inputs prepare_inputs built, inside `capture_paths`
+    with FlashAttention's unpadding of their mask (unpad_data) worked out now."""
+    unpad = unpad_data(model, prepared)
     call = forward(prepared)
 
-    def ready():
+    def run():
         with capture_paths(unpad):
             return call()
 
-    return ready
+    return run
+
+
+def unpad_data(model: PreTrainedModel, prepared: dict) -> UnpadData | None:
+    """FlashAttention's unpadding of the prepared padding mask (where its real tokens are): what a
+    graph of this call holds of this one batch's mask. None for every other implementation, and
+    when no mask is passed."""
+    mask = _padding_mask(prepared.get("attention_mask"))
+    if model.config._attn_implementation in FLASH and mask is not None:
+        return UnpadData.of(mask)
+    return None
 
 
 @contextlib.contextmanager

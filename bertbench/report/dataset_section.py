@@ -16,8 +16,13 @@ MEANS = (
     "Every sequence of one dataset through each implementation, once per batching strategy: **pass s** the median "
     "of the timed passes (whole passes, interleaved), **tokens/s** real tokens over it, **padded** the share of "
     "computed positions that were padding, **speedup** against the baseline with pad-max, **max abs err** each "
-    "sequence's task logits against the baseline's pad-max pass. Only the last run of each task is shown."
+    "sequence's task logits against the baseline's pad-max pass. With --cuda-graphs, **graphs** the CUDA graphs "
+    "captured for the pass (one per padded shape and mask, one per packed capacity), **graph s** the median pass "
+    "replayed from them, each batch copied into its graph's buffers, and **replay gain** its gain over the loop's "
+    "pass; a graph pass that could not run says why, and the loop's figures stand. Only the last run of each task "
+    "is shown."
 )
+GRAPH_HEADER = ["graphs", "graph s", "replay gain"]
 
 
 def _cell(value: str, spec: str, unit: str = "") -> str:
@@ -25,6 +30,18 @@ def _cell(value: str, spec: str, unit: str = "") -> str:
         return format(float(value), spec) + unit
     except ValueError:
         return "—"
+
+
+def _graph_cells(row: dict[str, str]) -> list[str]:
+    return [row["graphs"] or "—", _cell(row["graph_total_s"], ".4g"), _cell(row["graph_gain_pct"], "+.1f", " %")]
+
+
+def _status(row: dict[str, str]) -> str:
+    """The row's status, why where it is not ok, and its graph pass's note where that is not ok."""
+    notes = [row["detail"] if row["detail"] and row["status"] != "ok" else "",
+             f"graphs: {row['graph_note']}" if row["graph_note"] not in ("", "ok") else ""]  # fmt: skip
+    notes = [n for n in notes if n]
+    return row["status"] + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def blocks(results_dir: Path, charts: list[str]) -> list[tuple]:
@@ -49,12 +66,13 @@ def blocks(results_dir: Path, charts: list[str]) -> list[tuple]:
                              f"{winner.total_s:.4g} s a pass: {gain}."))  # fmt: skip
         else:
             out.append(("p", "Nothing was measured."))
+        graphs = any(r["graph_note"] for r in rows)
         header = ["implementation", "strategy", "batches", "padded", "pass s", "tokens/s", "speedup", "GPU s",
-                  "peak MiB", "max abs err", "status"]  # fmt: skip
+                  "peak MiB", "max abs err", *(GRAPH_HEADER if graphs else []), "status"]  # fmt: skip
         table = [[label(r), r["strategy"], r["batches"], _cell(r["padded_share"], ".1%"), _cell(r["total_s"], ".4g"),
                   _cell(r["tokens_per_s"], ",.0f"), _cell(r["speedup_pct"], "+.1f", " %"),
                   _cell(r["gpu_s"], ".4g"), _cell(r["peak_mem_mb"], ".1f"), _cell(r["max_abs_err"], ".2g"),
-                  r["status"] + (f" ({r['detail']})" if r["detail"] and r["status"] != "ok" else "")]
+                  *(_graph_cells(r) if graphs else []), _status(r)]
                  for r in rows]  # fmt: skip
         out.append(("table", header, table))
     chart = next((c for c in charts if c.endswith(".png")), None) or next(iter(charts), None)

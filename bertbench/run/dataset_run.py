@@ -12,6 +12,7 @@ with a varlen route (registry Implementation.packed); the others get an unavaila
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,10 +30,12 @@ from bertbench.model import strategies
 from bertbench.model.batches import Batch, PackedBatch
 from bertbench.model.corpus import Corpus, batch_of, draw_lengths, random_corpus, text_corpus
 from bertbench.model.families import pad_id
-from bertbench.model.heads import LoadedModel, per_token, task_logits
+from bertbench.model.heads import LoadedModel
 from bertbench.model.holder import BASELINE, TaskModels
 from bertbench.model.lengths import read_texts, token_ids_of
 from bertbench.model.strategies import Planned, Sizes
+from bertbench.run.dataset_graphs import NO_GPU, GraphOutcome, graph_pass
+from bertbench.run.dataset_parity import Agreement, parity_pass
 from bertbench.run.rows import RunFacts
 from bertbench.spec.catalog import NUM_LABELS
 from bertbench.spec.config import DatasetPlan, RunConfig
@@ -46,28 +49,6 @@ Combo = tuple[str, str]  # (BASELINE or an implementation, strategy)
 
 
 @dataclass
-class Agreement:
-    """Each sequence's logits against the reference's, accumulated over a pass (float32)."""
-
-    max_abs: float = 0.0
-    err_sq: float = 0.0
-    ref_sq: float = 0.0
-    values: int = 0
-
-    def add(self, outputs: list[torch.Tensor], reference: list[torch.Tensor]) -> None:
-        for out, ref in zip(outputs, reference, strict=True):
-            diff = out - ref
-            self.max_abs = max(self.max_abs, float(diff.abs().max()) if diff.numel() else 0.0)
-            self.err_sq += float(diff.square().sum())
-            self.ref_sq += float(ref.square().sum())
-            self.values += diff.numel()
-
-    @property
-    def rel_err(self) -> float:
-        return (self.err_sq / self.ref_sq) ** 0.5 if self.ref_sq else self.err_sq**0.5
-
-
-@dataclass
 class Outcome:
     """One implementation x strategy: what its passes gave, or why it has none."""
 
@@ -78,6 +59,7 @@ class Outcome:
     agreement: Agreement | None = None
     failure: Failure | None = None
     notes: list[str] = field(default_factory=list)
+    graph: GraphOutcome | None = None  # --cuda-graphs: its graph pass, once the loop's passes are timed
 
 
 def plans(corpus: Corpus, plan: DatasetPlan, batch_size: int, max_seqlen: int) -> dict[str, list[Planned]]:
@@ -114,21 +96,6 @@ def _whole_pass(calls: list[Callable[[], object]]) -> Callable[[], None]:
                 call()
 
     return run
-
-
-def sequence_logits(
-    task: str, output, batch: Batch | PackedBatch, columns: torch.Tensor | None
-) -> list[list[torch.Tensor]]:
-    """Each sequence's task logits (its real tokens only, for per-token heads), float32 on the host."""
-    logits = [t[..., columns] if columns is not None else t for t in task_logits(task, output)]
-    logits = [t.detach().float().cpu() for t in logits]
-    lengths = batch.lengths.tolist()
-    if not per_token(task):
-        return [[t[b] for t in logits] for b in range(len(lengths))]
-    if isinstance(batch, PackedBatch):
-        starts = batch.first_token_index.tolist()
-        return [[t[0, s : s + n] for t in logits] for s, n in zip(starts, lengths, strict=True)]
-    return [[t[b, :n] for t in logits] for b, n in enumerate(lengths)]
 
 
 def _availability(models: TaskModels, key: str, strategy: str) -> Failure | None:
@@ -174,7 +141,7 @@ def run_task(models: TaskModels, corpus: Corpus) -> dict[Combo, Outcome]:
         signals.check()
         try:
             strategy = combo[1]
-            outcomes[combo].agreement = _parity_pass(task, calls[combo], batches[strategy], planned[strategy], columns,
+            outcomes[combo].agreement = parity_pass(task, calls[combo], batches[strategy], planned[strategy], columns,
                                                      reference)  # fmt: skip
         except Exception as e:
             outcomes[combo].failure = Failure.of(e)
@@ -193,28 +160,37 @@ def run_task(models: TaskModels, corpus: Corpus) -> dict[Combo, Outcome]:
     for combo, failure in failures.items():
         outcomes[combo].failure = failure
     _gpu_time(outcomes, {c: passes[c] for c in timed}, config)
+    if config.cuda_graphs:
+        compared = (BASELINE, REFERENCE_STRATEGY) in passes  # a reference to compare the replays with
+
+        def parity(strategy: str, replays: list[Callable[[], object]]) -> Agreement | None:
+            if not compared:
+                return None
+            return parity_pass(task, replays, batches[strategy], planned[strategy], columns, reference)
+
+        _graph_passes(outcomes, list(timed), loaded, batches, config, parity)
     return outcomes
 
 
-def _parity_pass(
-    task: str,
-    calls: list[Callable[[], object]],
-    batches: list[Batch | PackedBatch],
-    planned: list[Planned],
-    columns: torch.Tensor | None,
-    reference: dict[int, list[torch.Tensor]],
-) -> Agreement:
-    """One untimed pass; the reference's, the first, fills `reference` (sequence index -> logits)."""
-    agreement = Agreement()
-    filling = not reference
-    with torch.inference_mode():
-        for call, batch, plan in zip(calls, batches, planned, strict=True):
-            for index, logits in zip(plan.indices, sequence_logits(task, call(), batch, columns), strict=True):
-                if filling:
-                    reference[index] = logits
-                else:
-                    agreement.add(logits, reference[index])
-    return agreement
+def _graph_passes(
+    outcomes: dict[Combo, Outcome],
+    combos: list[Combo],
+    loaded: dict[str, LoadedModel],
+    batches: dict[str, list[Batch | PackedBatch]],
+    config: RunConfig,
+    parity: Callable[[str, list[Callable[[], object]]], Agreement | None],
+) -> None:
+    """Each combination's graph pass, one at a time, after every loop pass is timed (none on the CPU)."""
+    assert config.dataset is not None
+    device = config.torch_device
+    for key, strategy in combos:
+        signals.check()
+        if device.type != "cuda":
+            outcomes[(key, strategy)].graph = GraphOutcome(failure=NO_GPU)
+            continue
+        compare = functools.partial(parity, strategy)
+        outcomes[(key, strategy)].graph = graph_pass(loaded[key], batches[strategy], config.dataset.tokens_per_batch,
+                                                     device, config.dataset.passes, compare)  # fmt: skip
 
 
 def _gpu_time(outcomes: dict[Combo, Outcome], passes: dict[Combo, Callable[[], None]], config: RunConfig) -> None:
@@ -290,8 +266,29 @@ def rows_of(
         elif (key, strategy) != (BASELINE, REFERENCE_STRATEGY):
             notes.append(f"no parity: the baseline's {REFERENCE_STRATEGY} pass did not run")
         row.detail = "; ".join(notes)
+        if o.graph is not None:
+            _graph_figures(row, o.graph, corpus.real_tokens, tolerance(config.torch_dtype))
         rows.append(row)
     return rows
+
+
+def _graph_figures(row: DatasetRow, graph: GraphOutcome, real_tokens: int, limit: float) -> None:
+    """The graph pass's columns of a row whose loop pass was timed (row.total_s)."""
+    row.graphs = graph.graphs or None
+    row.graph_capture_s = graph.capture_s if graph.graphs else None
+    if graph.failure is not None or graph.times is None:
+        failure = graph.failure or Failure("error", "the graph pass was not timed")
+        row.graph_note = f"{failure.status}: {failure.detail}"
+        return
+    assert row.total_s is not None
+    row.graph_total_s = graph.times.median
+    row.graph_tokens_per_s = per_second(real_tokens, row.graph_total_s * 1e3)
+    row.graph_gain_pct = speedup_pct(row.total_s, row.graph_total_s)
+    row.graph_note = "ok"
+    if graph.agreement is not None:
+        row.graph_max_abs_err, row.graph_rel_err = graph.agreement.max_abs, graph.agreement.rel_err
+        if row.graph_rel_err > limit:
+            row.graph_note = f"mismatch: relative error {row.graph_rel_err:.3g} above tolerance {limit:g}"
 
 
 @frozen_heap()
@@ -329,17 +326,23 @@ def _failed(failure: Failure, facts: RunFacts, config: RunConfig, task: str) -> 
 
 
 def summarize(rows: list[DatasetRow]) -> str:
-    """A line per implementation x strategy, then each task's fastest combination."""
+    """A line per implementation x strategy (with its graph pass where one was asked for), then each
+    task's fastest combination."""
+    graphs = any(r.graph_note for r in rows)
     lines = [f"{'task':<20} {'implementation':<18} {'strategy':<12} {'batches':>7} {'padded':>7} {'pass s':>9} "
-             f"{'tokens/s':>10} {'speedup%':>9} {'peak MiB':>9} {'max abs err':>11}  status"]  # fmt: skip
+             f"{'tokens/s':>10} {'speedup%':>9} {'peak MiB':>9} {'max abs err':>11}"
+             + (f" {'graphs':>6} {'graph s':>9} {'replay%':>8}" if graphs else "") + "  status"]  # fmt: skip
     for r in rows:
         name = baseline_label(r.attn_implementation or "") if r.is_baseline else r.attn_implementation
+        notes = [n for n in (r.detail, f"graphs: {r.graph_note}" if r.graph_note not in (None, "", "ok") else "") if n]
         lines.append(
             f"{r.task:<20} {name:<18} {r.strategy:<12} {_num(r.batches, 'd'):>7} {_num(r.padded_share, '.1%'):>7} "
             f"{_num(r.total_s, '.4g'):>9} {_num(r.tokens_per_s, '.0f'):>10} {_num(r.speedup_pct, '+.1f'):>9} "
-            f"{_num(r.peak_mem_mb, '.1f'):>9} {_num(r.max_abs_err, '.2g'):>11}  {r.status}"
-            + (f" ({r.detail})" if r.detail else "")
-        )
+            f"{_num(r.peak_mem_mb, '.1f'):>9} {_num(r.max_abs_err, '.2g'):>11}"
+            + (f" {_num(r.graphs, 'd'):>6} {_num(r.graph_total_s, '.4g'):>9} {_num(r.graph_gain_pct, '+.1f'):>8}"
+               if graphs else "")
+            + f"  {r.status}" + (f" ({'; '.join(notes)})" if notes else "")
+        )  # fmt: skip
     for task in dict.fromkeys(r.task for r in rows):
         winner = fastest(asdict(r) for r in rows if r.task == task)
         lines.append(f"{task}: " + (winner.text(rows[0].baseline or "") if winner else "nothing was measured"))

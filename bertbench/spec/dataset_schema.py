@@ -3,7 +3,9 @@ implementation and batching strategy, its columns and their meaning, and the one
 the fastest combination (the console and the report both read it). No torch here.
 
 DatasetRow is the single definition of the columns, as schema.Row is of the main CSV's; bump
-DATASET_SCHEMA_VERSION whenever a column is added, removed or changes meaning.
+DATASET_SCHEMA_VERSION whenever a column is added, removed or changes meaning (a file of an older
+layout is read with the new columns empty, and brought to this one when appended to:
+store.dataset_file). Version 2 added the graph pass's columns (graphs ... graph_note).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, fields
 from bertbench.spec.figures import speedup_pct
 from bertbench.spec.schema import col, format_value
 
-DATASET_SCHEMA_VERSION = 1
+DATASET_SCHEMA_VERSION = 2
 REFERENCE_STRATEGY = "pad-max"  # with the baseline: the pass every other is timed and compared against
 
 
@@ -58,6 +60,21 @@ class DatasetRow:
     max_abs_err: float | None = col("max absolute error of each sequence's task logits against the baseline's pad-max")
     rel_err: float | None = col("relative L2 error of the same, over every sequence's real tokens")
     parity_values: int | None = col("numbers compared (mlm: a fixed sample of the vocabulary's logits per token)")
+    graphs: int | None = col(
+        "--cuda-graphs: CUDA graphs captured for the graph pass, one per padded shape and mask, one per packed capacity"
+    )
+    graph_capture_s: float | None = col("their warm-up and capture (s), never part of graph_total_s")
+    graph_total_s: float | None = col(
+        "median wall time of one whole pass replayed from the graphs, each batch copied into its graph's buffers (s)"
+    )
+    graph_tokens_per_s: float | None = col("real tokens / graph_total_s")
+    graph_gain_pct: float | None = col("replay against the loop: (total_s / graph_total_s - 1) x 100")
+    graph_max_abs_err: float | None = col("max_abs_err of the replays' logits against the baseline's pad-max")
+    graph_rel_err: float | None = col("rel_err of the replays' logits against the baseline's pad-max")
+    graph_note: str | None = col(
+        "the graph pass: ok, mismatch (graph_rel_err above the tolerance), or unavailable, oom or error and why "
+        "(the loop's figures stand); empty without --cuda-graphs"
+    )
     status: str | None = col("ok, mismatch (rel_err above the dtype's tolerance), unavailable, oom or error")
     detail: str | None = col("why, for every status but ok")
     bertbench: str | None = col("version of this benchmark")
@@ -71,6 +88,8 @@ class DatasetRow:
 
 DATASET_COLUMNS = tuple(f.name for f in fields(DatasetRow))
 DATASET_COLUMN_DOCS = {f.name: f.metadata["doc"] for f in fields(DatasetRow)}
+# The columns every dataset file has had since version 1: with no column unknown, what makes a CSV ours.
+DATASET_CONTRACT = ("timestamp", "run_id", "schema_version", "task", "attn_implementation", "strategy", "status")
 
 
 @dataclass(frozen=True)

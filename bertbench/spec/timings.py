@@ -22,6 +22,7 @@ class ExtraTiming:
     tag: str  # in compare's series names: "sdpa +graphs"
     help: str
     needs_gpu: bool = False
+    dataset: bool = False  # --dataset takes it too (a graph pass after its loop passes); on the CPU rows say why not
 
 
 EXTRA_TIMINGS: tuple[ExtraTiming, ...] = (
@@ -33,8 +34,10 @@ EXTRA_TIMINGS: tuple[ExtraTiming, ...] = (
         "both CUDA graphs",
         "+graphs",
         "also time every model (the baseline too) replayed from a captured CUDA graph: GPU time without "
-        "Python's launch overhead; rows whose loop latency is >= 1.5x the graph's are flagged launch_bound",
+        "Python's launch overhead; rows whose loop latency is >= 1.5x the graph's are flagged launch_bound; "
+        "with --dataset, each pass also replayed from a graph per batch shape (one per packed capacity)",
         needs_gpu=True,
+        dataset=True,
     ),
     ExtraTiming(
         "compiled",

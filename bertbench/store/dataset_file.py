@@ -1,19 +1,23 @@
 """The whole-dataset pass's files: <output-dir>/dataset/<task>.csv, the columns of
 spec.dataset_schema.DatasetRow, appended a row at a time as store.results appends the main CSV's:
 a new file appears whole with its header (csvfile.write_new), each row is one write under an
-exclusive flock, fsynced, inside signals.deferred(). A file whose header is not this layout is
-refused and left untouched. No torch here.
+exclusive flock, fsynced, inside signals.deferred(). A file of an older layout of ours (known columns
+only, the contract's among them) is read with the newer columns empty, and migrated when appended to:
+rewritten beside itself in this layout (old values as they were, new columns empty) and renamed over
+itself, as store.results migrates the main CSV. Any other file is refused and left untouched. No torch here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
+import sys
 from pathlib import Path
 
 from bertbench.spec.catalog import TASKS
-from bertbench.spec.dataset_schema import DATASET_COLUMNS, DATASET_SCHEMA_VERSION, DatasetRow
+from bertbench.spec.dataset_schema import DATASET_COLUMNS, DATASET_CONTRACT, DATASET_SCHEMA_VERSION, DatasetRow
 from bertbench.store import csvfile, signals
 from bertbench.store.csvfile import ResultsError
 
@@ -36,7 +40,7 @@ def check(path: Path) -> None:
         os.close(os.open(path, os.O_RDWR))
     except OSError as e:
         raise ResultsError(f"{path}: cannot open it for reading and appending ({e.strerror or e})") from None
-    if first and _columns(first) != DATASET_COLUMNS:
+    if first and not _ours(_columns(first)):
         raise ResultsError(
             f"{path} is not a bertbench dataset file of schema version {DATASET_SCHEMA_VERSION}; it is left untouched: "
             "move it aside or choose another --output-dir"
@@ -56,6 +60,8 @@ def append(path: Path, rows: list[DatasetRow]) -> None:
                     csvfile.write_new(path, HEADER)
             check(path)
             with csvfile.locked(path, os.O_RDWR | os.O_APPEND) as fd:
+                _migrate(path, fd)
+            with csvfile.locked(path, os.O_RDWR | os.O_APPEND) as fd:  # the file at path, migrated or not
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":  # a crash's cut row: start on a line of our own
                     csvfile.write_all(fd, b"\r\n")
@@ -66,12 +72,15 @@ def append(path: Path, rows: list[DatasetRow]) -> None:
 
 
 def read_dataset(path: Path) -> list[dict[str, str]]:
-    """The whole rows of one dataset file (a cut last line left out); none when there is no file."""
+    """The whole rows of one dataset file in this layout (a cut last line left out, an older file's newer
+    columns empty); none when there is no file or it is not ours."""
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [r for r in rows if None not in r.values() and None not in r and r.get("status")]
+        reader = csv.DictReader(f)
+        rows = list(reader) if _ours(tuple(reader.fieldnames or ())) else []
+    return [{c: r.get(c, "") for c in DATASET_COLUMNS} for r in rows
+            if None not in r.values() and None not in r and r.get("status")]  # fmt: skip
 
 
 def read_rows(results_dir: Path) -> list[dict[str, str]]:
@@ -83,7 +92,7 @@ def read_rows(results_dir: Path) -> list[dict[str, str]]:
             found = read_dataset(dataset_path(results_dir, task))
         except (OSError, UnicodeDecodeError, csv.Error):
             continue
-        rows += [r for r in found if set(DATASET_COLUMNS) <= r.keys()]
+        rows += found
     return rows
 
 
@@ -96,6 +105,27 @@ def latest_run(rows: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
         if r["run_id"] == last[r["task"]]:
             out.setdefault(r["task"], []).append(r)
     return out
+
+
+def _ours(columns: tuple[str, ...]) -> bool:
+    """This layout, or an older one of ours: known columns, none twice, the contract's among them."""
+    known = set(columns) <= set(DATASET_COLUMNS) and len(set(columns)) == len(columns)
+    return known and set(DATASET_CONTRACT) <= set(columns)
+
+
+def _migrate(path: Path, fd: int) -> None:
+    """An older layout rewritten in this one (its whole rows, values as they were, new columns empty)."""
+    data = csvfile.read_fd(fd)
+    lines = data.split(b"\n")
+    if _columns(lines[0]) == DATASET_COLUMNS:
+        return
+    whole = b"\n".join(lines[:-1]).decode("utf-8")  # a last line with no line end is a crash's cut row
+    header, *rows = csv.reader(io.StringIO(whole, newline=""))
+    kept = [dict(zip(header, row, strict=True)) for row in rows if len(row) == len(header)]
+    body = b"".join(csvfile.encode([r.get(c, "") for c in DATASET_COLUMNS]) for r in kept)
+    csvfile.replace_with(path, HEADER + body, "migrating")
+    print(f"{path}: migrated from an older column layout to dataset schema version {DATASET_SCHEMA_VERSION} "
+          f"({len(kept)} rows kept as they were, new columns empty)", file=sys.stderr)  # fmt: skip
 
 
 def _columns(line: bytes) -> tuple[str, ...]:

@@ -184,3 +184,26 @@ def test_where_rows_have_gpu_time_the_kernels_answer_leads_and_the_latency_stand
     assert "- all points, end to end: **sdpa** fastest in qa" in text
     assert (tmp_path / "p" / "qa" / "seqlen_512_speedup_gpu.png").exists()
     assert "- 4 rows ran with the SM clock throttled (reasons 0x4)" in text
+
+
+def test_the_dataset_section_shows_the_graph_columns_and_a_graph_pass_that_could_not_run(tmp_path):
+    from bertbench.report import dataset_section
+    from bertbench.spec.dataset_schema import DatasetRow
+    from bertbench.store.dataset_file import append, dataset_path
+
+    common = dict(run_id="r", task="qa", baseline="eager", status="ok", total_s=2.0, batches=3)
+    append(dataset_path(tmp_path, "qa"), [
+        DatasetRow(attn_implementation="eager", is_baseline=True, strategy="pad-max", graphs=2, graph_total_s=1.0,
+                   graph_gain_pct=100.0, graph_note="ok", **common),
+        DatasetRow(attn_implementation="sdpa-varlen", is_baseline=False, strategy="pad-longest",
+                   graph_note="unavailable: synchronises with the host", **common),
+    ])  # fmt: skip
+    (table,) = [b for b in dataset_section.blocks(tmp_path, []) if b[0] == "table"]
+    _, header, cells = table
+    assert header[-4:] == ["graphs", "graph s", "replay gain", "status"]
+    assert cells[0][-4:] == ["2", "1", "+100.0 %", "ok"]
+    assert cells[1][-4:] == ["—", "—", "—", "ok (graphs: unavailable: synchronises with the host)"]
+    plain = tmp_path / "plain"
+    append(dataset_path(plain, "qa"), [DatasetRow(attn_implementation="eager", strategy="pad-max", **common)])
+    (table,) = [b for b in dataset_section.blocks(plain, []) if b[0] == "table"]
+    assert "graphs" not in table[1]

@@ -33,7 +33,7 @@ def test_a_cpu_pass_writes_a_row_per_implementation_and_strategy_with_sane_figur
     out = capsys.readouterr().out
     found = {(r["attn_implementation"], r["strategy"]): r for r in rows}
     assert set(found) == {(n, s) for n in ("eager", "sdpa") for s in strategies.names()}
-    assert list(rows[0]) == list(DATASET_COLUMNS) and {r["schema_version"] for r in rows} == {"1"}
+    assert list(rows[0]) == list(DATASET_COLUMNS) and {r["schema_version"] for r in rows} == {"2"}
     real = {int(r["real_tokens"]) for r in rows}
     assert len(real) == 1 and {r["sequences"] for r in rows} == {"19"}
     assert {r["token_ids"] for r in rows} == {"random"}
@@ -135,3 +135,28 @@ def test_the_tokenizers_counts_are_the_rows_real_tokens(minilm_path, tmp_path):
     assert {r["token_ids"] for r in rows} == {"tokenizer"} and {r["sequences"] for r in rows} == {str(len(texts))}
     assert all(r["status"] == "ok" for r in rows) and len(rows) == 4
     assert {r["lengths_sha256"] for r in rows} != {""} and {r["length_distribution"] for r in rows} == {"file"}
+
+
+def test_a_rows_graph_columns_come_from_its_graph_pass_and_a_mismatch_or_failure_is_its_note():
+    from bertbench.measure.failures import Failure
+    from bertbench.measure.passes import PassTimes
+    from bertbench.run.dataset_graphs import GraphOutcome
+    from bertbench.run.dataset_parity import Agreement
+    from bertbench.spec.dataset_schema import DatasetRow
+
+    def row_of(graph: GraphOutcome) -> DatasetRow:
+        row = DatasetRow(total_s=2.0)
+        dataset_run._graph_figures(row, graph, 1000, 1e-4)
+        return row
+
+    ok = row_of(GraphOutcome(3, 0.5, PassTimes((1.0, 0.5, 0.6), None), Agreement(1e-6, 1e-12, 1.0, 10)))
+    assert (ok.graphs, ok.graph_capture_s, ok.graph_total_s, ok.graph_note) == (3, 0.5, 0.6, "ok")
+    assert ok.graph_tokens_per_s == pytest.approx(1000 / 0.6) and ok.graph_gain_pct == pytest.approx(
+        100 * (2 / 0.6 - 1)
+    )
+    assert ok.graph_max_abs_err == 1e-6 and ok.graph_rel_err == pytest.approx(1e-6)
+    off = row_of(GraphOutcome(1, 0.1, PassTimes((1.0,), None), Agreement(0.5, 1.0, 1.0, 10)))
+    assert off.graph_note.startswith("mismatch: relative error 1 above tolerance") and off.graph_total_s == 1.0
+    refused = row_of(GraphOutcome(failure=Failure("unavailable", "synchronises with the host (item)")))
+    assert refused.graph_note == "unavailable: synchronises with the host (item)"
+    assert (refused.graphs, refused.graph_total_s, refused.graph_gain_pct) == (None, None, None)

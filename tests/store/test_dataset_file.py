@@ -53,3 +53,26 @@ def test_the_fastest_ok_combination_and_its_gain_over_the_baseline_with_pad_max(
     assert "4.00x the speed of eager with pad-max (+300.0 %)" in winner.text("eager")
     assert fastest([row("a", "sdpa", "sorted", 1.0).__dict__]).times is None
     assert fastest([]) is None
+
+
+def test_a_version_1_file_is_read_with_the_graph_columns_empty_and_migrated_when_appended_to(tmp_path, capsys):
+    from bertbench.spec.dataset_schema import DATASET_SCHEMA_VERSION
+
+    old_columns = [c for c in DATASET_COLUMNS if not c.startswith("graph")]
+    path = dataset_path(tmp_path, "qa")
+    path.parent.mkdir()
+    old = row("a", "eager", "pad-max", 2.0).as_csv()
+    old["schema_version"] = "1"
+    path.write_text(",".join(old_columns) + "\r\n" + ",".join(old[c] for c in old_columns) + "\r\n")
+    check(path)
+    (read,) = read_dataset(path)
+    assert read["total_s"] == "2" and read["graph_note"] == "" and list(read) == list(DATASET_COLUMNS)
+    new = row("b", "sdpa", "sorted", 1.0)
+    new.graph_note, new.graphs = "ok", 4
+    append(path, [new])
+    assert path.read_text().splitlines()[0] == ",".join(DATASET_COLUMNS)
+    rows = read_dataset(path)
+    assert [(r["run_id"], r["schema_version"], r["graphs"]) for r in rows] == [("a", "1", ""), ("b", "", "4")]
+    assert f"migrated from an older column layout to dataset schema version {DATASET_SCHEMA_VERSION}" in (
+        capsys.readouterr().err
+    )
