@@ -66,6 +66,19 @@ def fake(monkeypatch) -> FakeVarlen:
     return kernel
 
 
+def assert_packed_matches(eager, model, batch, task: str) -> None:
+    """The packed call's logits, laid out as the padded batch, match eager's on the padded batch."""
+    with torch.inference_mode():
+        want = eager.forward(batch.model_inputs())()
+        got = model.forward_packed(pack(batch))()
+    real = batch.attention_mask.bool()
+    logits = task_logits(task, got)
+    if per_token(task):
+        logits = [unpack(values, real) for values in logits]
+    max_abs, rel = agreement(logits, task_logits(task, want), real if per_token(task) else None)
+    assert rel < 1e-4 and max_abs < 1e-4
+
+
 def test_sdpa_varlen_is_a_named_implementation_with_a_packed_path():
     assert "sdpa-varlen" in IMPLEMENTATIONS and "sdpa-varlen" in VARLEN
     assert hf_implementation("sdpa-varlen") == "sdpa_varlen"
@@ -119,16 +132,7 @@ def test_packed_sdpa_varlen_agrees_with_padded_eager(fake, task):
     model = load_like(eager, "sdpa-varlen", CPU, torch.float32)
     assert model.runs == "sdpa_varlen"
     batch = make_batch(task, 5, 32, 18, 8, eager.model.config.vocab_size, NUM_LABELS[task], True, 0, "cpu")
-    packed = pack(batch)
-    with torch.inference_mode():
-        want = eager.forward(batch.model_inputs())()
-        got = model.forward_packed(packed)()
-    real = batch.attention_mask.bool()
-    logits = task_logits(task, got)
-    if per_token(task):
-        logits = [unpack(values, real) for values in logits]
-    max_abs, rel = agreement(logits, task_logits(task, want), real if per_token(task) else None)
-    assert rel < 1e-4 and max_abs < 1e-4
+    assert_packed_matches(eager, model, batch, task)
     layers = eager.model.config.num_hidden_layers
     assert len(fake.calls) == layers  # the real varlen kernel ran, once per layer
 
@@ -280,15 +284,7 @@ def test_each_family_packed_agrees_with_its_padded_eager(fake, family, task):
     model = load_like(eager, "sdpa-varlen", CPU, torch.float32)
     config = eager.model.config
     batch = make_batch(task, 3, 96, 72, 16, config.vocab_size, NUM_LABELS[task], True, 0, "cpu", pad_id=pad_id(config))
-    with torch.inference_mode():
-        want = eager.forward(batch.model_inputs())()
-        got = model.forward_packed(pack(batch))()
-    real = batch.attention_mask.bool()
-    logits = task_logits(task, got)
-    if per_token(task):
-        logits = [unpack(values, real) for values in logits]
-    max_abs, rel = agreement(logits, task_logits(task, want), real if per_token(task) else None)
-    assert rel < 1e-4 and max_abs < 1e-4
+    assert_packed_matches(eager, model, batch, task)
     windows = [call["window"] for call in fake.calls]
     local = [kind == "sliding_attention" for kind in getattr(config, "layer_types", None) or []]
     assert windows == [(64, 64) if is_local else (-1, -1) for is_local in local] or not local
