@@ -71,7 +71,14 @@ def test_a_cpu_pass_writes_a_row_per_implementation_and_strategy_with_sane_figur
 
 
 def test_a_packed_route_runs_and_parity_catches_one_that_attends_across_sequences(tmp_path, monkeypatch):
-    """sdpa given packed input has no varlen mask: its tokens attend to the other sequences of the row."""
+    """sdpa given packed input with no mask: its tokens attend to the other sequences of the row.
+
+    From transformers 5.25 the mask builder reads packed sequences off the position ids and gives
+    sdpa a block-diagonal mask over the whole packed row (correct, but N^2 work, not a varlen route);
+    that detection is switched off here so the route is certain to attend across sequences."""
+    from transformers import masking_utils
+
+    monkeypatch.setattr(masking_utils, "find_packed_sequence_indices", lambda position_ids: None, raising=False)
     monkeypatch.setitem(registry.REGISTRY, "sdpa", dataclasses.replace(registry.get("sdpa"), packed=True))
     rows = run(tmp_path, "--task", "token_classification", "--optimization", "sdpa", "--sequences", "12",
                "--batch-size", "4", "--max-seqlen", "32", "--strategies", "packed,pad-longest")  # fmt: skip
