@@ -269,13 +269,18 @@ def test_gpu_time_is_one_calls_kernels_and_matches_cuda_events_where_the_gpu_set
 
 
 def test_gpu_time_agrees_with_the_graph_replay_where_the_replay_runs_the_same_kernels(tmp_path):
-    """A GPU-bound point (32 x 512, half padded: eager and sdpa capture with their mask): the median
+    """A GPU-bound point (64 x 512, half padded: eager and sdpa capture with their mask): the median
     replay and the kernel sum of a replay agree within 5 %, and the replay's kernels add up to the
-    loop's."""
+    loop's. Open (#25 item 3): on the H200 the replay median read 5.8 % above its kernel sum at
+    32 x 256 real tokens (8.65 against 8.17 ms) and 5.7 % at 64 x 256 (16.89 against 15.99), while
+    the replay's and the loop's kernel sums agreed within 1 %. A share that does not fall as the
+    call doubles is not the fixed gap between kernels; a clock held lower through the back-to-back
+    replays than in the profiled calls (each launched on an idle GPU) would explain it and is not
+    yet confirmed: the row's clock and throttle flag are printed for that."""
     rows = sweep.run(
         gpu_config(
             tmp_path,
-            "--task qa --model-size base --batch-size 32 --max-seqlen 512 --avg-seqlen 256 --optimization sdpa "
+            "--task qa --model-size base --batch-size 64 --max-seqlen 512 --avg-seqlen 256 --optimization sdpa "
             "--cuda-graphs --num-batches 20",
         ),
         False,
@@ -284,7 +289,8 @@ def test_gpu_time_agrees_with_the_graph_replay_where_the_replay_runs_the_same_ke
     assert r.status == "ok", r.detail
     for suffix in ("", "_baseline"):
         replay, replay_gpu, loop_gpu = r[f"latency_ms_graph{suffix}"], r[f"gpu_ms_graph{suffix}"], r[f"gpu_ms{suffix}"]
-        print(suffix or "sdpa", "replay", replay, "replay kernels", replay_gpu, "loop kernels", loop_gpu)
+        print(suffix or "sdpa", "replay", replay, "replay kernels", replay_gpu, "loop kernels", loop_gpu,
+              "clock", r[f"sm_clock_mhz{suffix}"], "throttled", r.throttled, r.throttle_reasons)  # fmt: skip
         assert abs(replay / replay_gpu - 1) < 0.05
         assert abs(replay_gpu / loop_gpu - 1) < 0.05
     assert r.sm_clock_mhz > 0 and r.sm_clock_mhz_baseline > 0 and r.throttled in (True, False)
@@ -352,7 +358,7 @@ def test_the_dataset_pass_replays_each_shape_from_one_cuda_graph_and_matches_its
                          "--avg-seqlen", "64", "--seqlen-stdev", "60", "--passes", "2",
                          "--optimization", "sdpa", "sdpa-varlen", "flash_attention_2"])  # fmt: skip
     assert dataset_run.main(config) == 0
-    corpus = dataset_run.corpus_of(config, preset_config("token_classification", "base").vocab_size)
+    corpus = dataset_run.corpus_of(config, preset_config("token_classification", "base"))
     (point,) = config.points
     plans = dataset_run.plans(corpus, config.dataset, point.batch_size, point.max_seqlen)
     shapes = {s: len({graph_key(batch_of(corpus, p, "token_classification", NUM_LABELS["token_classification"],
