@@ -31,7 +31,7 @@ from bertbench.spec.config import (
     rank_from_environment,
 )
 from bertbench.spec.timings import EXTRA_TIMINGS
-from bertbench.store import dataset_file, records, signals
+from bertbench.store import csvfile, dataset_file, records, signals
 from bertbench.store.csvfile import scan
 from bertbench.store.results import ResultsError, csv_path, part_paths
 
@@ -372,15 +372,9 @@ def _check_writable(folder: Path, name: str) -> None:
 
 
 def _check_results_file(path: Path) -> None:
-    if not path.exists():
-        return
-    if not path.is_file():
-        raise UsageError(f"{path}: not a regular file")
     try:
-        os.close(os.open(path, os.O_RDWR))  # opening changes nothing
-    except OSError as e:
-        raise UsageError(f"{path}: cannot open it for reading and appending ({e.strerror or e})") from None
-    try:
+        if not csvfile.check_appendable(path):
+            return
         if path.suffix == records.SUFFIX:
             records.check(path, csv_exists=path.with_suffix(".csv").exists())
         else:

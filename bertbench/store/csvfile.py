@@ -204,6 +204,20 @@ def scan(path: Path) -> Scan:
     return parse(path, data)
 
 
+def check_appendable(path: Path) -> bool:
+    """False where path is absent; True where it is a regular file this process may read and
+    append to (opening it changes nothing); ResultsError, saying why, otherwise."""
+    if not path.exists():
+        return False
+    if not path.is_file():
+        raise ResultsError(f"{path}: not a regular file")
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot open it for reading and appending ({e.strerror or e})") from None
+    return True
+
+
 def lock(fd: int, shared: bool = False) -> None:
     """flock, held until the descriptor is closed; skipped where the system has none."""
     if fcntl is None:

@@ -30,14 +30,11 @@ def dataset_path(output_dir: Path, task: str) -> Path:
 
 def check(path: Path) -> None:
     """ResultsError unless path is absent or a dataset file of this layout that can be appended to."""
-    if not path.exists():
+    if not csvfile.check_appendable(path):
         return
-    if not path.is_file():
-        raise ResultsError(f"{path}: not a regular file")
     try:
         with csvfile.locked(path, os.O_RDONLY, shared=True) as fd:
             first = os.pread(fd, 2 * len(HEADER), 0).split(b"\n", 1)[0]
-        os.close(os.open(path, os.O_RDWR))
     except OSError as e:
         raise ResultsError(f"{path}: cannot open it for reading and appending ({e.strerror or e})") from None
     if first and not _ours(_columns(first)):
