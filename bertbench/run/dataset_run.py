@@ -39,8 +39,8 @@ from bertbench.run.dataset_parity import Agreement, parity_pass
 from bertbench.run.rows import RunFacts
 from bertbench.spec.catalog import NUM_LABELS
 from bertbench.spec.config import DatasetPlan, RunConfig
-from bertbench.spec.dataset_schema import DATASET_SCHEMA_VERSION, REFERENCE_STRATEGY, DatasetRow, fastest
-from bertbench.spec.figures import MEASURED, baseline_label, per_second, speedup_pct
+from bertbench.spec.dataset_schema import DATASET_SCHEMA_VERSION, GPU_AND_PASS, REFERENCE_STRATEGY, DatasetRow, fastest
+from bertbench.spec.figures import MEASURED, baseline_label, busy_pct, per_second, speedup_pct
 from bertbench.store import signals
 from bertbench.store.dataset_file import append, dataset_path
 
@@ -215,6 +215,7 @@ def rows_of(
     (point,) = config.points
     reference = outcomes.get((BASELINE, REFERENCE_STRATEGY))
     reference_s = reference.times.median if reference is not None and reference.times is not None else None
+    reference_gpu_s = reference.gpu_s if reference is not None and reference.times is not None else None
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
     for (key, strategy), o in outcomes.items():
@@ -255,6 +256,9 @@ def rows_of(
         row.tokens_per_s = per_second(corpus.real_tokens, total * 1e3)
         row.speedup_pct = speedup_pct(reference_s, total) if reference_s is not None else None
         row.gpu_s, row.peak_mem_mb = o.gpu_s, o.times.peak_mb
+        if o.gpu_s:
+            row.gpu_busy_pct = busy_pct(o.gpu_s, total)
+            row.speedup_gpu_pct = speedup_pct(reference_gpu_s, o.gpu_s) if reference_gpu_s else None
         row.status = "ok"
         notes = list(o.notes)
         if o.agreement is not None:
@@ -329,23 +333,32 @@ def summarize(rows: list[DatasetRow]) -> str:
     """A line per implementation x strategy (with its graph pass where one was asked for), then each
     task's fastest combination."""
     graphs = any(r.graph_note for r in rows)
-    lines = [f"{'task':<20} {'implementation':<18} {'strategy':<12} {'batches':>7} {'padded':>7} {'pass s':>9} "
-             f"{'tokens/s':>10} {'speedup%':>9} {'peak MiB':>9} {'max abs err':>11}"
+    gpu = any(r.gpu_s is not None for r in rows)
+    lines = [f"{'task':<20} {'implementation':<18} {'strategy':<12} {'batches':>7} {'padded':>7} "
+             + (f"{'GPU s':>9} {'GPU spd%':>9} {'busy':>5} " if gpu else "")
+             + f"{'pass s':>9} {'tokens/s':>10} {'speedup%':>9} {'peak MiB':>9} {'max abs err':>11}"
              + (f" {'graphs':>6} {'graph s':>9} {'replay%':>8}" if graphs else "") + "  status"]  # fmt: skip
     for r in rows:
         name = baseline_label(r.attn_implementation or "") if r.is_baseline else r.attn_implementation
         notes = [n for n in (r.detail, f"graphs: {r.graph_note}" if r.graph_note not in (None, "", "ok") else "") if n]
         lines.append(
             f"{r.task:<20} {name:<18} {r.strategy:<12} {_num(r.batches, 'd'):>7} {_num(r.padded_share, '.1%'):>7} "
-            f"{_num(r.total_s, '.4g'):>9} {_num(r.tokens_per_s, '.0f'):>10} {_num(r.speedup_pct, '+.1f'):>9} "
+            + (f"{_num(r.gpu_s, '.4g'):>9} {_num(r.speedup_gpu_pct, '+.1f'):>9} {_num(r.gpu_busy_pct, '.0f'):>4}% "
+               if gpu else "")
+            + f"{_num(r.total_s, '.4g'):>9} {_num(r.tokens_per_s, '.0f'):>10} {_num(r.speedup_pct, '+.1f'):>9} "
             f"{_num(r.peak_mem_mb, '.1f'):>9} {_num(r.max_abs_err, '.2g'):>11}"
             + (f" {_num(r.graphs, 'd'):>6} {_num(r.graph_total_s, '.4g'):>9} {_num(r.graph_gain_pct, '+.1f'):>8}"
                if graphs else "")
             + f"  {r.status}" + (f" ({'; '.join(notes)})" if notes else "")
         )  # fmt: skip
     for task in dict.fromkeys(r.task for r in rows):
-        winner = fastest(asdict(r) for r in rows if r.task == task)
+        mine = [asdict(r) for r in rows if r.task == task]
+        on_gpu, winner = fastest(mine, "gpu_s"), fastest(mine)
+        if on_gpu is not None:  # the kernels' answer first, whatever the host
+            lines.append(f"{task}: {on_gpu.text(rows[0].baseline or '')}")
         lines.append(f"{task}: " + (winner.text(rows[0].baseline or "") if winner else "nothing was measured"))
+    if gpu:
+        lines.append(GPU_AND_PASS)
     return "\n".join(lines)
 
 

@@ -5,7 +5,8 @@ the fastest combination (the console and the report both read it). No torch here
 DatasetRow is the single definition of the columns, as schema.Row is of the main CSV's; bump
 DATASET_SCHEMA_VERSION whenever a column is added, removed or changes meaning (a file of an older
 layout is read with the new columns empty, and brought to this one when appended to:
-store.dataset_file). Version 2 added the graph pass's columns (graphs ... graph_note).
+store.dataset_file). Version 2 added the graph pass's columns (graphs ... graph_note); version 3
+speedup_gpu_pct and gpu_busy_pct.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, fields
 from bertbench.spec.figures import speedup_pct
 from bertbench.spec.schema import col, format_value
 
-DATASET_SCHEMA_VERSION = 2
+DATASET_SCHEMA_VERSION = 3
 REFERENCE_STRATEGY = "pad-max"  # with the baseline: the pass every other is timed and compared against
 
 
@@ -54,6 +55,10 @@ class DatasetRow:
     tokens_per_s: float | None = col("real tokens / total_s")
     speedup_pct: float | None = col("against the baseline's pad-max pass: (its total_s / total_s - 1) x 100")
     gpu_s: float | None = col("GPU: the pass's GPU time, the sum of its kernels' durations in one profiled pass (s)")
+    speedup_gpu_pct: float | None = col(
+        "GPU: against the baseline's pad-max pass, on the GPU time: (its gpu_s / gpu_s - 1) x 100"
+    )
+    gpu_busy_pct: float | None = col("GPU: 100 x gpu_s / total_s, the share of the pass the GPU was busy")
     peak_mem_mb: float | None = col(
         "GPU: peak allocated memory during a pass above what was allocated before it (weights, inputs) (MiB)"
     )
@@ -92,45 +97,61 @@ DATASET_COLUMN_DOCS = {f.name: f.metadata["doc"] for f in fields(DatasetRow)}
 DATASET_CONTRACT = ("timestamp", "run_id", "schema_version", "task", "attn_implementation", "strategy", "status")
 
 
+# What a winner is picked on: the pass's wall time (what this host delivers over the dataset) or
+# its GPU time (which implementation and strategy leave the GPU the least work, whatever the host).
+FIGURES = {"total_s": "s a pass", "gpu_s": "s of GPU time a pass"}
+GPU_AND_PASS = (
+    "GPU s answers which implementation and batching leave the GPU the least work, whatever the host; pass s "
+    "what this host delivers over the dataset, where many small batches wait on the Python host's launches "
+    "(busy: the share of the pass the GPU worked)."
+)
+
+
 @dataclass(frozen=True)
 class Winner:
-    """The fastest measured combination of a pass and its gain over the baseline's pad-max pass."""
+    """The measured combination with the least of one figure (FIGURES) and its gain over the
+    baseline's pad-max pass on that figure."""
 
     implementation: str
     strategy: str
-    total_s: float
+    seconds: float
     reference_s: float | None  # the baseline's pad-max pass; None when it was not measured
+    figure: str = "total_s"
 
     @property
     def speedup_pct(self) -> float | None:
-        return None if self.reference_s is None else speedup_pct(self.reference_s, self.total_s)
+        return None if self.reference_s is None else speedup_pct(self.reference_s, self.seconds)
 
     @property
     def times(self) -> float | None:
-        return None if self.reference_s is None else self.reference_s / self.total_s
+        return None if self.reference_s is None else self.reference_s / self.seconds
 
     def text(self, baseline: str) -> str:
-        gain = (
-            f"{self.times:.2f}x the speed of {baseline} with {REFERENCE_STRATEGY} ({self.speedup_pct:+.1f} %)"
-            if self.times is not None
-            else f"{baseline} with {REFERENCE_STRATEGY} was not measured"
-        )
-        return f"fastest: {self.implementation} with {self.strategy}, {self.total_s:.4g} s a pass, {gain}"
+        if self.times is None:
+            gain = f"{baseline} with {REFERENCE_STRATEGY} was not measured"
+        elif self.figure == "gpu_s":
+            gain = f"{self.times:.2f}x less than {baseline} with {REFERENCE_STRATEGY} ({self.speedup_pct:+.1f} %)"
+        else:
+            gain = f"{self.times:.2f}x the speed of {baseline} with {REFERENCE_STRATEGY} ({self.speedup_pct:+.1f} %)"
+        lead = "fastest" if self.figure == "total_s" else "least GPU time"
+        return f"{lead}: {self.implementation} with {self.strategy}, {self.seconds:.4g} {FIGURES[self.figure]}, {gain}"
 
 
-def fastest(rows: Iterable[Mapping[str, object]]) -> Winner | None:
-    """The ok row with the shortest pass (a mismatch ran, but computed something else), against the
-    baseline's pad-max row; rows as CSV dicts or DatasetRow fields (dataclasses.asdict)."""
-    measured = [r for r in rows if r["status"] == "ok" and _number(r["total_s"]) is not None]
+def fastest(rows: Iterable[Mapping[str, object]], figure: str = "total_s") -> Winner | None:
+    """The ok row with the least `figure` (a mismatch ran, but computed something else), against
+    the baseline's pad-max row; None where no ok row has the figure (gpu_s on the CPU). Rows as
+    CSV dicts or DatasetRow fields (dataclasses.asdict)."""
+    measured = [r for r in rows if r["status"] == "ok" and _number(r.get(figure)) is not None]
     if not measured:
         return None
-    best = min(measured, key=lambda r: _number(r["total_s"]))
+    best = min(measured, key=lambda r: _number(r[figure]))
     reference = next((r for r in measured if _true(r["is_baseline"]) and r["strategy"] == REFERENCE_STRATEGY), None)
     return Winner(
         str(best["attn_implementation"]),
         str(best["strategy"]),
-        _number(best["total_s"]),
-        _number(reference["total_s"]) if reference is not None else None,
+        _number(best[figure]),
+        _number(reference[figure]) if reference is not None else None,
+        figure,
     )
 
 

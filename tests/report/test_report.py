@@ -207,3 +207,27 @@ def test_the_dataset_section_shows_the_graph_columns_and_a_graph_pass_that_could
     append(dataset_path(plain, "qa"), [DatasetRow(attn_implementation="eager", strategy="pad-max", **common)])
     (table,) = [b for b in dataset_section.blocks(plain, []) if b[0] == "table"]
     assert "graphs" not in table[1]
+
+
+def test_the_dataset_section_leads_with_the_gpu_time_where_the_rows_have_it(tmp_path):
+    from bertbench.report import dataset_section
+    from bertbench.spec.dataset_schema import GPU_AND_PASS, DatasetRow
+    from bertbench.store.dataset_file import append, dataset_path
+
+    common = dict(run_id="r", task="qa", baseline="eager", status="ok", batches=3)
+    append(dataset_path(tmp_path, "qa"), [
+        DatasetRow(attn_implementation="eager", is_baseline=True, strategy="pad-max", total_s=2.0, gpu_s=1.0,
+                   speedup_gpu_pct=0.0, gpu_busy_pct=50.0, **common),
+        DatasetRow(attn_implementation="sdpa", is_baseline=False, strategy="packed", total_s=1.0, gpu_s=0.25,
+                   speedup_gpu_pct=300.0, gpu_busy_pct=25.0, **common),
+    ])  # fmt: skip
+    blocks = dataset_section.blocks(tmp_path, [])
+    texts = [b[1] for b in blocks if b[0] == "p"]
+    lead = next(i for i, t in enumerate(texts) if t.startswith("Least GPU time: **sdpa with packed**"))
+    assert GPU_AND_PASS in texts[lead] and "4.00x less than eager with pad-max (+300.0 %)" in texts[lead]
+    assert texts[lead + 1].startswith("Fastest: **sdpa with packed**, 1 s a pass, 2.00x the speed of eager")
+    (table,) = [b for b in blocks if b[0] == "table"]
+    _, header, cells = table
+    at = header.index("GPU s")
+    assert header[at : at + 3] == ["GPU s", "GPU speedup", "GPU busy"]
+    assert cells[1][at : at + 3] == ["0.25", "+300.0 %", "25 %"]

@@ -15,7 +15,7 @@ from bertbench.model import strategies
 from bertbench.model.corpus import batch_of, draw_lengths, random_corpus
 from bertbench.model.strategies import Sizes
 from bertbench.run import dataset_run
-from bertbench.spec.dataset_schema import DATASET_COLUMNS, fastest
+from bertbench.spec.dataset_schema import DATASET_COLUMNS, DATASET_SCHEMA_VERSION, fastest
 from bertbench.store.dataset_file import dataset_path, read_dataset
 
 TINY = ["--no-use-cuda", "--model-size", "tiny", "--dataset", "--passes", "1"]
@@ -33,7 +33,9 @@ def test_a_cpu_pass_writes_a_row_per_implementation_and_strategy_with_sane_figur
     out = capsys.readouterr().out
     found = {(r["attn_implementation"], r["strategy"]): r for r in rows}
     assert set(found) == {(n, s) for n in ("eager", "sdpa") for s in strategies.names()}
-    assert list(rows[0]) == list(DATASET_COLUMNS) and {r["schema_version"] for r in rows} == {"2"}
+    assert list(rows[0]) == list(DATASET_COLUMNS) and {r["schema_version"] for r in rows} == {
+        str(DATASET_SCHEMA_VERSION)
+    }
     real = {int(r["real_tokens"]) for r in rows}
     assert len(real) == 1 and {r["sequences"] for r in rows} == {"19"}
     assert {r["token_ids"] for r in rows} == {"random"}
@@ -47,6 +49,7 @@ def test_a_cpu_pass_writes_a_row_per_implementation_and_strategy_with_sane_figur
         assert float(r["tokens_per_s"]) == pytest.approx(tokens / total, rel=1e-4)
         assert float(r["padded_share"]) == pytest.approx(1 - tokens / int(r["computed_tokens"]), abs=1e-5)
         assert r["peak_mem_mb"] == "" and r["gpu_s"] == ""  # CPU: neither is measured
+        assert r["speedup_gpu_pct"] == r["gpu_busy_pct"] == ""
         if (name, strategy) == ("eager", "pad-max"):
             assert r["is_baseline"] == "True" and r["max_abs_err"] == "" and float(r["speedup_pct"]) == 0
         else:
@@ -58,6 +61,7 @@ def test_a_cpu_pass_writes_a_row_per_implementation_and_strategy_with_sane_figur
     winner = fastest(rows)
     assert winner is not None and f"qa: fastest: {winner.implementation} with {winner.strategy}" in out
     assert "x the speed of eager with pad-max" in out and len(out.splitlines()) >= 10
+    assert "GPU s" not in out and "least GPU time" not in out  # no GPU time on the CPU: the table as before
     # the same rows drawn and reported (a folder with --dataset rows alone gets its chart and report)
     from bertbench import plot_cli
 
@@ -167,3 +171,24 @@ def test_a_rows_graph_columns_come_from_its_graph_pass_and_a_mismatch_or_failure
     refused = row_of(GraphOutcome(failure=Failure("unavailable", "synchronises with the host (item)")))
     assert refused.graph_note == "unavailable: synchronises with the host (item)"
     assert (refused.graphs, refused.graph_total_s, refused.graph_gain_pct) == (None, None, None)
+
+
+def test_the_console_leads_with_the_gpu_time_where_the_rows_have_it():
+    from bertbench.spec.dataset_schema import GPU_AND_PASS, DatasetRow
+
+    common = dict(run_id="r", task="qa", baseline="eager", status="ok", batches=3, padded_share=0.0)
+    rows = [
+        DatasetRow(attn_implementation="eager", is_baseline=True, strategy="pad-max", total_s=2.0, gpu_s=1.0,
+                   speedup_gpu_pct=0.0, gpu_busy_pct=50.0, **common),
+        DatasetRow(attn_implementation="sdpa", is_baseline=False, strategy="sorted", total_s=1.0, gpu_s=0.5,
+                   speedup_gpu_pct=100.0, gpu_busy_pct=50.0, **common),
+        DatasetRow(attn_implementation="sdpa-varlen", is_baseline=False, strategy="packed", total_s=1.5, gpu_s=0.25,
+                   speedup_gpu_pct=300.0, gpu_busy_pct=16.7, **common),
+    ]  # fmt: skip
+    lines = dataset_run.summarize(rows).splitlines()
+    assert lines[0].split()[5:9] == ["GPU", "s", "GPU", "spd%"]
+    assert lines[3].split()[5:8] == ["0.25", "+300.0", "17%"]
+    assert lines[4] == ("qa: least GPU time: sdpa-varlen with packed, 0.25 s of GPU time a pass, 4.00x less than "
+                        "eager with pad-max (+300.0 %)")  # fmt: skip
+    assert lines[5].startswith("qa: fastest: sdpa with sorted, 1 s a pass, 2.00x the speed of eager")
+    assert lines[6] == GPU_AND_PASS

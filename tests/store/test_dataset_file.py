@@ -55,6 +55,22 @@ def test_the_fastest_ok_combination_and_its_gain_over_the_baseline_with_pad_max(
     assert fastest([]) is None
 
 
+def test_the_least_gpu_time_is_picked_on_its_own_figure_and_absent_where_no_row_has_it():
+    """A host-bound pass of many small batches can be slower end to end yet leave the GPU less
+    work: each figure names its own winner, against the baseline's pad-max on that figure."""
+    rows = [row("a", "eager", "pad-max", 4.0), row("a", "sdpa", "sorted", 1.0), row("a", "sdpa", "packed", 2.0)]
+    for r, gpu in zip(rows, (2.0, 0.8, 0.5), strict=True):
+        r.gpu_s = gpu
+    dicts = [r.__dict__ for r in rows]
+    by_pass, on_gpu = fastest(dicts), fastest(dicts, "gpu_s")
+    assert (by_pass.strategy, by_pass.seconds, by_pass.times) == ("sorted", 1.0, 4.0)
+    assert (on_gpu.strategy, on_gpu.seconds, on_gpu.times, on_gpu.speedup_pct) == ("packed", 0.5, 4.0, 300.0)
+    assert on_gpu.text("eager") == (
+        "least GPU time: sdpa with packed, 0.5 s of GPU time a pass, 4.00x less than eager with pad-max (+300.0 %)"
+    )
+    assert fastest([row("a", "sdpa", "sorted", 1.0).__dict__], "gpu_s") is None  # a CPU run
+
+
 def test_a_version_1_file_is_read_with_the_graph_columns_empty_and_migrated_when_appended_to(tmp_path, capsys):
     from bertbench.spec.dataset_schema import DATASET_SCHEMA_VERSION
 
