@@ -93,6 +93,7 @@ class DatasetRow:
 
 DATASET_COLUMNS = tuple(f.name for f in fields(DatasetRow))
 DATASET_COLUMN_DOCS = {f.name: f.metadata["doc"] for f in fields(DatasetRow)}
+DATASET_COLUMN_TYPES = {f.name: str(f.type).split(" |")[0] for f in fields(DatasetRow)}  # as schema.COLUMN_TYPES
 # The columns every dataset file has had since version 1: with no column unknown, what makes a CSV ours.
 DATASET_CONTRACT = ("timestamp", "run_id", "schema_version", "task", "attn_implementation", "strategy", "status")
 

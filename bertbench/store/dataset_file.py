@@ -1,10 +1,16 @@
 """The whole-dataset pass's files: <output-dir>/dataset/<task>.csv, the columns of
 spec.dataset_schema.DatasetRow, appended a row at a time as store.results appends the main CSV's:
 a new file appears whole with its header (csvfile.write_new), each row is one write under an
-exclusive flock, fsynced, inside signals.deferred(). A file of an older layout of ours (known columns
-only, the contract's among them) is read with the newer columns empty, and migrated when appended to:
-rewritten beside itself in this layout (old values as they were, new columns empty) and renamed over
-itself, as store.results migrates the main CSV. Any other file is refused and left untouched. No torch here.
+exclusive flock, fsynced, inside signals.deferred(). A file of an older layout of ours (known
+columns only, the contract's among them) is read with the newer columns empty, and migrated when
+appended to: rewritten beside itself in this layout (old values as they were, new columns empty)
+and renamed over itself, as store.results migrates the main CSV. Any other file is refused and
+left untouched.
+
+Beside it, <task>.jsonl holds the same rows as JSON Lines (store.records with this file's LAYOUT,
+docs/record.md): brought in step with the CSV under the CSV's lock after every append (lines the
+CSV does not give kept aside, as records.sync keeps them), read in the CSV's place where only it
+is there, and the CSV rebuilt from it then. No torch here.
 """
 
 from __future__ import annotations
@@ -17,19 +23,37 @@ import sys
 from pathlib import Path
 
 from bertbench.spec.catalog import TASKS
-from bertbench.spec.dataset_schema import DATASET_COLUMNS, DATASET_CONTRACT, DATASET_SCHEMA_VERSION, DatasetRow
-from bertbench.store import csvfile, signals
+from bertbench.spec.dataset_schema import (
+    DATASET_COLUMN_TYPES,
+    DATASET_COLUMNS,
+    DATASET_CONTRACT,
+    DATASET_SCHEMA_VERSION,
+    DatasetRow,
+)
+from bertbench.store import csvfile, records, signals
 from bertbench.store.csvfile import ResultsError
 
 HEADER = csvfile.encode(DATASET_COLUMNS)
+LAYOUT = records.Layout(
+    "dataset record", DATASET_COLUMNS, DATASET_COLUMN_TYPES, DATASET_SCHEMA_VERSION, DATASET_CONTRACT
+)
 
 
 def dataset_path(output_dir: Path, task: str) -> Path:
     return output_dir / "dataset" / f"{task}.csv"
 
 
+def record_of(path: Path) -> Path:
+    """<task>.jsonl beside <task>.csv."""
+    return path.with_suffix(records.SUFFIX)
+
+
 def check(path: Path) -> None:
-    """ResultsError unless path is absent or a dataset file of this layout that can be appended to."""
+    """ResultsError unless path is absent or a dataset file of this layout that can be appended to,
+    and its record (.jsonl) absent or one of ours that can be."""
+    record = record_of(path)
+    if csvfile.check_appendable(record):
+        records.check(record, csv_exists=path.exists(), layout=LAYOUT)
     if not csvfile.check_appendable(path):
         return
     try:
@@ -53,8 +77,9 @@ def append(path: Path, rows: list[DatasetRow]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with signals.deferred():
             if not path.exists():
+                kept = records.rows_for_csv(record_of(path), LAYOUT)  # a record with no CSV: its rows first
                 with contextlib.suppress(FileExistsError):  # another process made it first
-                    csvfile.write_new(path, HEADER)
+                    csvfile.write_new(path, HEADER + b"".join(map(csvfile.encode, kept)))
             check(path)
             with csvfile.locked(path, os.O_RDWR | os.O_APPEND) as fd:
                 _migrate(path, fd)
@@ -64,15 +89,18 @@ def append(path: Path, rows: list[DatasetRow]) -> None:
                     csvfile.write_all(fd, b"\r\n")
                 csvfile.write_all(fd, data)
                 os.fsync(fd)
+                records.sync(record_of(path), read_dataset(path), _notice, LAYOUT, quiet=True)
     except OSError as e:
         raise ResultsError(f"{path}: cannot append to it ({e.strerror or e})") from None
 
 
 def read_dataset(path: Path) -> list[dict[str, str]]:
     """The whole rows of one dataset file in this layout (a cut last line left out, an older file's newer
-    columns empty); none when there is no file or it is not ours."""
+    columns empty); with no CSV, its record's (ResultsError where that is damaged or not ours); none
+    when there is neither or the CSV is not ours."""
     if not path.is_file():
-        return []
+        record = record_of(path)
+        return records.load(record, LAYOUT) if record.is_file() else []
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader) if _ours(tuple(reader.fieldnames or ())) else []
@@ -87,7 +115,7 @@ def read_rows(results_dir: Path) -> list[dict[str, str]]:
     for task in TASKS:
         try:
             found = read_dataset(dataset_path(results_dir, task))
-        except (OSError, UnicodeDecodeError, csv.Error):
+        except (OSError, UnicodeDecodeError, csv.Error, ResultsError):
             continue
         rows += found
     return rows
@@ -102,6 +130,10 @@ def latest_run(rows: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
         if r["run_id"] == last[r["task"]]:
             out.setdefault(r["task"], []).append(r)
     return out
+
+
+def _notice(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def _ours(columns: tuple[str, ...]) -> bool:

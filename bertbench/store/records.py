@@ -36,6 +36,23 @@ SUFFIX = ".jsonl"
 KINDS = {"str": "text", "int": "an integer", "float": "a number", "bool": "true or false"}
 
 
+@dataclass(frozen=True)
+class Layout:
+    """One CSV's columns as a record holds them: the main results' (MAIN) or the dataset pass's
+    (store.dataset_file.LAYOUT). contract: the keys every record of ours has; old_defaults: what
+    an older row lacks, filled in as it is read."""
+
+    name: str  # as messages name the file: "record", "dataset record"
+    columns: tuple[str, ...]
+    types: Mapping[str, str]  # column -> "str", "int", "float" or "bool"
+    version: int
+    contract: tuple[str, ...]
+    old_defaults: Mapping[str, str] = field(default_factory=dict)
+
+
+MAIN = Layout("record", COLUMNS, COLUMN_TYPES, SCHEMA_VERSION, CONTRACT, OLD_KEY_DEFAULTS)
+
+
 class UnknownVersion(ResultsError):
     """A record whose schema_version this bertbench does not know: refused, never touched."""
 
@@ -45,10 +62,10 @@ def record_path(path: Path) -> Path | None:
     return path.with_suffix(SUFFIX) if path.suffix == ".csv" else None
 
 
-def typed(values: Mapping[str, str]) -> dict[str, object]:
+def typed(values: Mapping[str, str], layout: Layout = MAIN) -> dict[str, object]:
     """A CSV row's text as a record: every column, empty as None, numbers and booleans typed.
     A text that is not of its column's type (a hand-edited cell) is kept as it is."""
-    return {column: typed_value(COLUMN_TYPES[column], values.get(column) or "") for column in COLUMNS}
+    return {column: typed_value(layout.types[column], values.get(column) or "") for column in layout.columns}
 
 
 def typed_value(kind: str, text: str) -> object:
@@ -77,9 +94,9 @@ def _number(kind: str, number: int | float) -> int | float:
     return float(number) if kind == "float" else number
 
 
-def as_text(record: Mapping[str, object]) -> dict[str, str]:
+def as_text(record: Mapping[str, object], layout: Layout = MAIN) -> dict[str, str]:
     """A record's values as the CSV writes them (schema.format_value), every column."""
-    return {column: format_value(record.get(column)) for column in COLUMNS}
+    return {column: format_value(record.get(column)) for column in layout.columns}
 
 
 def encode(record: Mapping[str, object]) -> bytes:
@@ -87,13 +104,13 @@ def encode(record: Mapping[str, object]) -> bytes:
     return (json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n").encode()
 
 
-def canonical(record: Mapping[str, object]) -> bytes:
+def canonical(record: Mapping[str, object], layout: Layout = MAIN) -> bytes:
     """The line a record stands for, whichever way its numbers are spelt (16 or 16.0)."""
     out = {}
-    for column in COLUMNS:
+    for column in layout.columns:
         value = record.get(column)
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        out[column] = _number(COLUMN_TYPES[column], value) if is_number else value  # type: ignore[arg-type]
+        out[column] = _number(layout.types[column], value) if is_number else value  # type: ignore[arg-type]
     return encode(out)
 
 
@@ -113,7 +130,7 @@ class RecordScan:
         return self.lines + 1
 
 
-def parse(path: Path, data: bytes) -> RecordScan:
+def parse(path: Path, data: bytes, layout: Layout = MAIN) -> RecordScan:
     """The file's records; HeaderMismatch when its first line is not a record of ours, UnknownVersion
     when a line's schema_version is not one this bertbench knows."""
     body, newline, tail = data.rpartition(b"\n")
@@ -126,39 +143,41 @@ def parse(path: Path, data: bytes) -> RecordScan:
             value, why = None, f"not JSON ({str(e).splitlines()[0][:80]})"
         else:
             why = "" if isinstance(value, dict) else f"a JSON {type(value).__name__}, not an object"
-        if number == 1 and (why or _not_ours(value)):
-            reason = why or _not_ours(value)
-            raise HeaderMismatch(f"{path} is not a bertbench record file (line 1: {reason}); it is left untouched")
+        if number == 1 and (why or _not_ours(value, layout)):
+            reason = why or _not_ours(value, layout)
+            raise HeaderMismatch(
+                f"{path} is not a bertbench {layout.name} file (line 1: {reason}); it is left untouched"
+            )
         if not why:
-            _check_version(path, number, value.get("schema_version"))
-            why = _not_ours(value) or _wrong_type(value)
+            _check_version(path, number, value.get("schema_version"), layout)
+            why = _not_ours(value, layout) or _wrong_type(value, layout)
         if why:
             found.bad.append(f"line {number}: {why}")
         else:
-            found.records.append({column: value.get(column) for column in COLUMNS})
+            found.records.append({column: value.get(column) for column in layout.columns})
             found.numbers.append(number)
     return found
 
 
-def _not_ours(value: dict) -> str:
-    unknown = [key for key in value if key not in COLUMN_TYPES]
-    missing = [key for key in CONTRACT if key not in value]
+def _not_ours(value: dict, layout: Layout) -> str:
+    unknown = [key for key in value if key not in layout.types]
+    missing = [key for key in layout.contract if key not in value]
     return f"unknown key {unknown[0]!r}" if unknown else f"no key {missing[0]!r}" if missing else ""
 
 
-def _check_version(path: Path, number: int, version: object) -> None:
-    if version is None or (type(version) is int and 1 <= version <= SCHEMA_VERSION):
+def _check_version(path: Path, number: int, version: object, layout: Layout) -> None:
+    if version is None or (type(version) is int and 1 <= version <= layout.version):
         return
-    newer = type(version) is int and version > SCHEMA_VERSION
+    newer = type(version) is int and version > layout.version
     raise UnknownVersion(
         f"{path} line {number}: schema version {json.dumps(version)} is unknown to this bertbench, which reads "
-        f"1 to {SCHEMA_VERSION}" + ("; a newer bertbench wrote it: upgrade to read it" if newer else "")
+        f"1 to {layout.version}" + ("; a newer bertbench wrote it: upgrade to read it" if newer else "")
     )
 
 
-def _wrong_type(value: dict) -> str:
+def _wrong_type(value: dict, layout: Layout) -> str:
     for column, v in value.items():
-        kind = COLUMN_TYPES[column]
+        kind = layout.types[column]
         number = isinstance(v, int | float) and not isinstance(v, bool)
         if number and not math.isfinite(v):
             return f"{column} holds {v}, which JSON has not"  # Python's json reads NaN and Infinity
@@ -168,7 +187,7 @@ def _wrong_type(value: dict) -> str:
     return ""
 
 
-def scan(path: Path) -> RecordScan:
+def scan(path: Path, layout: Layout = MAIN) -> RecordScan:
     """Read path under a shared lock; ResultsError when it cannot be read or is not ours."""
     try:
         with csvfile.locked(path, os.O_RDONLY, shared=True) as fd:
@@ -177,41 +196,41 @@ def scan(path: Path) -> RecordScan:
         raise ResultsError(f"{path}: no such file") from None
     except OSError as e:
         raise ResultsError(f"{path}: cannot read it ({e.strerror or e})") from None
-    return parse(path, data)
+    return parse(path, data, layout)
 
 
-def load(path: Path) -> list[dict[str, str]]:
+def load(path: Path, layout: Layout = MAIN) -> list[dict[str, str]]:
     """Every record of a .jsonl as results.load_rows gives a CSV's rows: text values in the current
     layout, what an older row lacks from figures.OLD_KEY_DEFAULTS. ResultsError naming the line of
     the first that is not a record of ours."""
-    found = scan(path)
+    found = scan(path, layout)
     if found.bad:
         raise DamagedFile(f"{path} {found.bad[0]}")
     if found.tail:
         raise DamagedFile(f"{path} line {found.tail_line}: cut short (no line end)")
     return [
-        {column: text or OLD_KEY_DEFAULTS.get(column, "") for column, text in as_text(record).items()}
+        {column: text or layout.old_defaults.get(column, "") for column, text in as_text(record, layout).items()}
         for record in found.records
     ]
 
 
-def check(path: Path, csv_exists: bool) -> None:
+def check(path: Path, csv_exists: bool, layout: Layout = MAIN) -> None:
     """What a run refuses before it starts (arguments): a .jsonl not ours, of an unknown schema version,
     or, with no CSV to rewrite it from, one with a line that is not a record."""
-    found = scan(path)
+    found = scan(path, layout)
     if found.bad and not csv_exists:
         raise DamagedFile(f"{path} {found.bad[0]}; no {path.with_suffix('.csv').name} beside it to rewrite it from")
 
 
-def rows_for_csv(path: Path) -> list[list[str]]:
+def rows_for_csv(path: Path, layout: Layout = MAIN) -> list[list[str]]:
     """The rows of a .jsonl that has no CSV beside it, as CSV fields, to write that CSV from (a cut
     last line left out: sync keeps it aside); none when there is no .jsonl."""
     if not path.exists():
         return []
-    found = scan(path)
+    found = scan(path, layout)
     if found.bad:
         raise DamagedFile(f"{path} {found.bad[0]}; no {path.with_suffix('.csv').name} beside it to rewrite it from")
-    return [[format_value(record[c]) for c in COLUMNS] for record in found.records]
+    return [[format_value(record[c]) for c in layout.columns] for record in found.records]
 
 
 def ready(path: Path) -> bool:
@@ -234,10 +253,13 @@ def append(path: Path, data: bytes) -> None:
         os.fsync(fd)
 
 
-def sync(path: Path, rows: list[Mapping[str, str]], notice: Callable[[str], None]) -> None:
+def sync(
+    path: Path, rows: list[Mapping[str, str]], notice: Callable[[str], None], layout: Layout = MAIN, quiet: bool = False
+) -> None:
     """Make path hold rows (the CSV's, in the current layout) as records, losing nothing: called
-    with the CSV's exclusive lock held. See the module's rules."""
-    expected = [encode(typed(row)) for row in rows]
+    with the CSV's exclusive lock held. See the module's rules. quiet: no notice where the record
+    only lacked rows at its end (the dataset file's record is kept in step so, row by row)."""
+    expected = [encode(typed(row, layout)) for row in rows]
     want = b"".join(expected)
     source = path.with_suffix(".csv").name
     try:
@@ -249,13 +271,13 @@ def sync(path: Path, rows: list[Mapping[str, str]], notice: Callable[[str], None
         return
     if data is None:
         csvfile.replace_with(path, want, "records")
-        if rows:
+        if rows and not quiet:
             notice(f"{path}: written from the {len(rows)} rows of {source} (its JSON Lines record)")
         return
-    found = parse(path, data)  # not ours, or a newer version: refused before anything changes
+    found = parse(path, data, layout)  # not ours, or a newer version: refused before anything changes
     known = set(expected)
     lacks = [f"line {n}: a row {source} lacks" for n, r in zip(found.numbers, found.records, strict=True)
-             if canonical(r) not in known]  # fmt: skip
+             if canonical(r, layout) not in known]  # fmt: skip
     extra = sorted(found.bad + lacks, key=lambda why: int(why.split(":")[0].split()[1]))  # in line order
     if found.tail and not any(line.startswith(found.tail) for line in expected):
         extra.append(f"line {found.tail_line}: cut short")
@@ -268,6 +290,6 @@ def sync(path: Path, rows: list[Mapping[str, str]], notice: Callable[[str], None
             f"{path} held what {source} does not ({extra[0]}{more}); "
             f"kept as {aside.name}, the record rewritten from {source}'s {len(rows)} rows"
         )
-    else:
+    elif not (quiet and data.endswith(b"\n") and want.startswith(data)):
         notice(f"{path}: brought in step with {source} ({len(rows)} rows, {len(found.records)} there before)")
     csvfile.replace_with(path, want, "records")

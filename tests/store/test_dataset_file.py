@@ -92,3 +92,68 @@ def test_a_version_1_file_is_read_with_the_graph_columns_empty_and_migrated_when
     assert f"migrated from an older column layout to dataset schema version {DATASET_SCHEMA_VERSION}" in (
         capsys.readouterr().err
     )
+
+
+def test_each_append_keeps_a_typed_json_lines_record_in_step_that_pandas_loads(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from bertbench.store.dataset_file import record_of
+
+    path = dataset_path(tmp_path, "qa")
+    append(path, [row("a", "eager", "pad-max", 2.0)])
+    first = row("a", "sdpa", "sorted", 0.5)
+    first.batches, first.gpu_s = 4, 0.25
+    append(path, [first])
+    record = record_of(path)
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [list(line) for line in lines] == [list(DATASET_COLUMNS)] * 2
+    assert lines[1]["total_s"] == 0.5 and lines[1]["batches"] == 4 and lines[1]["is_baseline"] is False
+    assert lines[1]["graph_note"] is None and lines[0]["is_baseline"] is True
+    frame = pd.read_json(record, lines=True)
+    assert list(frame["attn_implementation"]) == ["eager", "sdpa"] and frame["gpu_s"].iloc[1] == 0.25
+    assert capsys.readouterr().err == ""  # in step row by row: no notice
+
+
+def test_with_only_the_record_left_it_is_read_and_the_csv_rebuilt_from_it(tmp_path):
+    from bertbench.store.dataset_file import record_of
+
+    path = dataset_path(tmp_path, "qa")
+    append(path, [row("a", "eager", "pad-max", 2.0), row("a", "sdpa", "sorted", 0.5)])
+    before = read_dataset(path)
+    path.unlink()
+    assert read_dataset(path) == before and read_rows(tmp_path) == before
+    append(path, [row("b", "sdpa", "pad-max", 1.0)])
+    assert [r["run_id"] for r in read_dataset(path)] == ["a", "a", "b"]
+    assert len(record_of(path).read_text().splitlines()) == 3
+
+
+def test_a_record_not_ours_is_refused_before_anything_is_written_and_a_line_the_csv_lacks_is_kept(tmp_path, capsys):
+    from bertbench.store.dataset_file import record_of
+
+    path = dataset_path(tmp_path, "qa")
+    path.parent.mkdir()
+    record_of(path).write_text('{"a": 1}\n')
+    with pytest.raises(ResultsError, match="not a bertbench dataset record file"):
+        check(path)
+    with pytest.raises(ResultsError):
+        append(path, [row("a", "eager", "pad-max", 2.0)])
+    assert record_of(path).read_text() == '{"a": 1}\n' and not path.exists()  # nothing written
+    other = dataset_path(tmp_path / "o", "qa")
+    append(other, [row("a", "eager", "pad-max", 2.0)])
+    stray = row("x", "sdpa", "sorted", 9.0).as_csv()
+    from bertbench.store import records
+
+    with record_of(other).open("ab") as f:
+        f.write(records.encode(records.typed(stray, records_layout())))
+    append(other, [row("b", "sdpa", "pad-max", 1.0)])
+    (aside,) = other.parent.glob("qa.jsonl.stale-*")
+    assert '"run_id":"x"' in aside.read_text() and "kept as" in capsys.readouterr().err
+    assert [r["run_id"] for r in records.load(record_of(other), records_layout())] == ["a", "b"]
+
+
+def records_layout():
+    from bertbench.store.dataset_file import LAYOUT
+
+    return LAYOUT
