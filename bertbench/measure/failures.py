@@ -61,7 +61,14 @@ def failure_status(error: BaseException) -> str:
         return "unavailable"
     if "dropout" in text.lower() and "support" in text.lower():  # e.g. flex attention in training
         return "unavailable"
+    if BUILD_LACKS in text:  # flash-attn compiled without a path the model asks for
+        return "unavailable"
     return "error"
+
+
+# flash-attn's TORCH_CHECKs where a path was compiled out (FLASHATTENTION_DISABLE_LOCAL and the like):
+# "This flash attention build does not support local attention." (ModernBERT's sliding-window layers)
+BUILD_LACKS = "flash attention build does not support"
 
 
 def one_line(error: BaseException) -> str:

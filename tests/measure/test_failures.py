@@ -33,3 +33,13 @@ def test_a_run_thaws_the_heap_even_when_it_raises():
     except KeyboardInterrupt:
         pass
     assert gc.get_freeze_count() == 0
+
+
+def test_a_flash_attn_build_without_the_path_a_model_needs_is_unavailable_with_its_reason():
+    from bertbench.measure.failures import Failure
+
+    # what flash-attn's TORCH_CHECK raises when its local (sliding-window) path was compiled out
+    failure = Failure.of(RuntimeError("This flash attention build does not support local attention."))
+    assert failure.status == "unavailable"
+    assert failure.detail == "RuntimeError: This flash attention build does not support local attention."
+    assert Failure.of(RuntimeError("CUDA error: an illegal memory access was encountered")).status == "error"
