@@ -167,9 +167,9 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         "--gpu-time-calls",
         type=whole,
         default=3,
-        help="GPU: before the timed calls (where they refill the allocator's pool), profile this many calls of "
-        "each model for its GPU time (the sum of its "
-        "kernels' durations, which the host's speed does not move: gpu_ms, speedup_gpu_pct); 0 leaves it out",
+        help="GPU: before the timed calls (where they refill the allocator's pool), profile up to this many calls "
+        "of each model for its GPU time (the sum of its kernels' durations, which the host's speed does not move: "
+        "gpu_ms, speedup_gpu_pct): two, and more only while they differ by over 1 %%; 0 leaves it out",
     )
     how.add_argument(
         "--mode",

@@ -15,6 +15,11 @@ marker kernel (torch.cuda._sleep(0)) launched between calls; the device's activi
 two markers are one call's. Kernels of one stream never overlap,
 and only device activities are counted (the profiler's annotations, which span kernels, are
 not), so nothing is counted twice. The median call is the row's figure.
+
+Two calls of each model first; a third (up to `count`) only for a model whose two differ by more
+than AGREE. The median of three calls lies between any two of them, so where two agree within
+1 % their mean is within 0.5 % of the median a third call would give: the third call, a third of
+the profiled calls and of the record to read, is made only where it could move the figure.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from torch.profiler import ProfilerActivity
 
 from bertbench.measure.probes import profiled
 
-GPU_CALLS = 3  # profiled calls per model: kernel sums repeat within 1 % (docs/methodology.md)
+GPU_CALLS = 3  # profiled calls per model at most: kernel sums repeat within 1 % (docs/methodology.md)
+FIRST_CALLS = 2  # profiled calls of every model; more (up to the count) only where these disagree
+AGREE = 0.01  # (slowest - fastest) / median within which a model's calls so far settle its figure
 MARKER = "spin_kernel"  # the kernel torch.cuda._sleep launches (ATen's Sleep.cu)
 COUNTED = frozenset({"kernel", "gpu_memcpy", "gpu_memset"})  # device activities, as kineto names them
 
@@ -80,11 +87,34 @@ class GpuTimeUnavailable(RuntimeError):
 def gpu_times(
     calls: dict[str, Callable[[], object]], device: torch.device, count: int = GPU_CALLS
 ) -> dict[str, GpuTime]:
-    """Each call's GpuTime, `count` profiled calls each, in one profiler session. Empty on the CPU
-    or with count 0; GpuTimeUnavailable when the profiler's record cannot be read."""
+    """Each call's GpuTime from at most `count` profiled calls: FIRST_CALLS of every model in one
+    profiler session, then one more call of each model whose calls so far spread by more than
+    AGREE, in a session of their own, until they agree or reach `count`. Empty on the CPU or with
+    count 0; GpuTimeUnavailable when the profiler's record cannot be read."""
     if device.type != "cuda" or count <= 0 or not calls:
         return {}
-    order = [name for _ in range(count) for name in calls]  # interleaved: a, b, c, a, b, c, ...
+    measured: dict[str, list[tuple[float, int]]] = {name: [] for name in calls}
+    live, rounds = list(calls), min(count, FIRST_CALLS)
+    while live:
+        for name, found in _profiled_rounds({name: calls[name] for name in live}, device, rounds).items():
+            measured[name].extend(found)
+        live = [name for name in live if len(measured[name]) < count and _spread(measured[name]) > AGREE]
+        rounds = 1
+    return {name: GpuTime(tuple(ms for ms, _ in m), tuple(n for _, n in m)) for name, m in measured.items()}
+
+
+def _spread(measured: list[tuple[float, int]]) -> float:
+    values = [ms for ms, _ in measured]
+    middle = statistics.median(values)
+    return (max(values) - min(values)) / middle if middle else 0.0
+
+
+def _profiled_rounds(
+    calls: dict[str, Callable[[], object]], device: torch.device, rounds: int
+) -> dict[str, list[tuple[float, int]]]:
+    """`rounds` calls of each, in turn (a, b, c, a, b, c, ...), in one profiler session: each
+    model's milliseconds and activity count per call."""
+    order = [name for _ in range(rounds) for name in calls]
     with profiled([ProfilerActivity.CUDA]) as prof:
         for name in order:
             torch.cuda.synchronize(device)
@@ -97,19 +127,24 @@ def gpu_times(
     mine: dict[str, list[tuple[float, int]]] = {name: [] for name in calls}
     for name, measured in zip(order, per_call, strict=True):
         mine[name].append(measured)
-    return {name: GpuTime(tuple(ms for ms, _ in m), tuple(n for _, n in m)) for name, m in mine.items()}
+    return mine
 
 
 def _device_events(prof) -> list[DeviceEvent]:
+    """The counted device activities of the session (the host's runtime calls and the device's
+    annotations are skipped before their names are read: a session holds thousands)."""
+    events = prof.profiler.kineto_results.events()
+    if events and not hasattr(events[0], "activity_type"):  # older PyTorch: annotations or kernels
+        cuda = torch.autograd.DeviceType.CUDA
+        return [
+            DeviceEvent(
+                e.name(), "gpu_user_annotation" if e.is_user_annotation() else "kernel", e.start_ns(), e.duration_ns()
+            )
+            for e in events
+            if e.device_type() == cuda
+        ]
     return [
-        DeviceEvent(e.name(), _activity(e), e.start_ns(), e.duration_ns())
-        for e in prof.profiler.kineto_results.events()
-        if e.device_type() == torch.autograd.DeviceType.CUDA
+        DeviceEvent(e.name(), activity, e.start_ns(), e.duration_ns())
+        for e in events
+        if (activity := e.activity_type()) in COUNTED
     ]
-
-
-def _activity(event) -> str:
-    """kineto's activity type of a device event (older PyTorch: an annotation or a kernel)."""
-    if hasattr(event, "activity_type"):
-        return event.activity_type()
-    return "gpu_user_annotation" if event.is_user_annotation() else "kernel"

@@ -83,8 +83,8 @@ class Row:
     )
     speedup_pct: float | None = col("(latency_ms_baseline / latency_ms - 1) x 100")
     gpu_ms_baseline: float | None = col(
-        "GPU: the baseline's GPU time per call, the sum of its kernels' durations (median of --gpu-time-calls "
-        "profiled calls before the timed ones; the host's speed does not move it)"
+        "GPU: the baseline's GPU time per call, the sum of its kernels' durations (median of the profiled calls "
+        "before the timed ones, two or up to --gpu-time-calls: methodology; the host's speed does not move it)"
     )
     gpu_ms: float | None = col("GPU: the implementation's GPU time per call")
     speedup_gpu_pct: float | None = col(

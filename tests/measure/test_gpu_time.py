@@ -60,30 +60,121 @@ def test_no_gpu_time_on_the_cpu_or_when_none_is_asked():
     assert gpu_times({"a": lambda: None}, torch.device("cpu"), 0) == {}
 
 
+class _FakeProfiler:
+    """Stands in for the profiler: each session records what was launched inside it, and the
+    device's record of a session is a timeline of those calls with the durations `durations`
+    gives each model's n-th call (µs)."""
+
+    def __init__(self, monkeypatch, durations: dict[str, list[int]]):
+        from bertbench.measure import gpu_time
+
+        self.sessions: list[list[str]] = []
+        self.durations = durations
+        made: dict[str, int] = {}
+        fake = self
+
+        class Session:
+            def __enter__(self):
+                fake.sessions.append([])
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+        def device_events(prof):
+            calls = []
+            for name in fake.sessions[-1]:
+                if name != "marker":
+                    calls.append([fake.durations[name][made.get(name, 0)]])
+                    made[name] = made.get(name, 0) + 1
+            return _timeline(calls)
+
+        monkeypatch.setattr(gpu_time, "profiled", lambda activities: Session())
+        monkeypatch.setattr(gpu_time.torch.cuda, "synchronize", lambda device=None: None)
+        monkeypatch.setattr(gpu_time.torch.cuda, "_sleep", lambda cycles: fake.sessions[-1].append("marker"))
+        monkeypatch.setattr(gpu_time, "_device_events", device_events)
+        self.calls = {name: (lambda n=name: fake.sessions[-1].append(n)) for name in durations}
+
+    def launched(self) -> list[list[str]]:
+        return [[n for n in session if n != "marker"] for session in self.sessions]
+
+
 def test_calls_are_profiled_in_turn_and_each_model_gets_its_own(monkeypatch):
     """gpu_times launches the models interleaved (a, b, a, b) and hands each its own calls back."""
-    from bertbench.measure import gpu_time
-
-    launched = []
-
-    class Profile:
-        profiler = None
-
-    class Session:
-        def __enter__(self):
-            return Profile
-
-        def __exit__(self, *exc):
-            return False
-
-    durations = {"a": 10, "b": 20}
-    monkeypatch.setattr(gpu_time, "profiled", lambda activities: Session())
-    monkeypatch.setattr(gpu_time.torch.cuda, "synchronize", lambda device=None: None)
-    monkeypatch.setattr(gpu_time.torch.cuda, "_sleep", lambda cycles: launched.append("marker"))
-    monkeypatch.setattr(
-        gpu_time, "_device_events", lambda prof: _timeline([[durations[n]] for n in launched if n != "marker"])
-    )
-    calls = {"a": lambda: launched.append("a"), "b": lambda: launched.append("b")}
-    out = gpu_times(calls, torch.device("cuda"), 2)
-    assert [n for n in launched if n != "marker"] == ["a", "b", "a", "b"]
+    fake = _FakeProfiler(monkeypatch, {"a": [10, 10], "b": [20, 20]})
+    out = gpu_times(fake.calls, torch.device("cuda"), 2)
+    assert fake.launched() == [["a", "b", "a", "b"]]
     assert out["a"].calls_ms == (0.01, 0.01) and out["b"].calls_ms == (0.02, 0.02)
+
+
+def test_two_calls_that_agree_settle_the_figure_and_no_third_is_made(monkeypatch):
+    fake = _FakeProfiler(monkeypatch, {"a": [1000, 1005], "b": [2000, 2010]})
+    out = gpu_times(fake.calls, torch.device("cuda"), 3)
+    assert fake.launched() == [["a", "b", "a", "b"]]
+    assert out["a"].median == pytest.approx(1.0025) and out["b"].calls_ms == (2.0, 2.01)
+
+
+def test_a_model_whose_two_calls_disagree_gets_a_third_in_a_session_of_its_own(monkeypatch):
+    """The median of three: b's calls 2.0 and 2.2 ms differ by 10 %, a third of 2.01 ms settles it."""
+    fake = _FakeProfiler(monkeypatch, {"a": [1000, 1000], "b": [2000, 2200, 2010]})
+    out = gpu_times(fake.calls, torch.device("cuda"), 3)
+    assert fake.launched() == [["a", "b", "a", "b"], ["b"]]
+    assert out["a"].calls_ms == (1.0, 1.0)
+    assert out["b"].calls_ms == (2.0, 2.2, 2.01) and out["b"].median == 2.01
+
+
+def test_more_calls_are_made_only_while_they_disagree_and_never_past_the_count(monkeypatch):
+    fake = _FakeProfiler(monkeypatch, {"a": [1000, 1300, 1100, 1000, 1000, 999], "b": [500, 700, 900, 1100, 1300]})
+    out = gpu_times(fake.calls, torch.device("cuda"), 5)
+    assert fake.launched() == [["a", "b", "a", "b"], ["a", "b"], ["a", "b"], ["a", "b"]]
+    assert len(out["a"].calls_ms) == 5 and len(out["b"].calls_ms) == 5
+    assert out["a"].median == 1.0
+
+
+def test_a_count_of_one_profiles_one_call_of_each(monkeypatch):
+    fake = _FakeProfiler(monkeypatch, {"a": [1000], "b": [3000]})
+    out = gpu_times(fake.calls, torch.device("cuda"), 1)
+    assert fake.launched() == [["a", "b"]]
+    assert out["b"].calls_ms == (3.0,)
+
+
+def test_the_record_keeps_the_devices_kernels_copies_and_fills_and_reads_no_other_name():
+    from bertbench.measure.gpu_time import _device_events
+
+    class Event:
+        def __init__(self, name, activity):
+            self._name, self._activity = name, activity
+
+        def activity_type(self):
+            return self._activity
+
+        def name(self):
+            if self._activity not in ("kernel", "gpu_memcpy", "gpu_memset"):
+                raise AssertionError(f"read the name of a {self._activity} event")
+            return self._name
+
+        def start_ns(self):
+            return 1
+
+        def duration_ns(self):
+            return 2
+
+    class Prof:
+        class profiler:
+            class kineto_results:
+                @staticmethod
+                def events():
+                    return [
+                        Event("cudaLaunchKernel", "cuda_runtime"),
+                        Event("gemm", "kernel"),
+                        Event("call", "gpu_user_annotation"),
+                        Event("Memcpy HtoD", "gpu_memcpy"),
+                        Event("Memset", "gpu_memset"),
+                        Event("aten::add", "cpu_op"),
+                    ]
+
+    assert [(e.name, e.activity) for e in _device_events(Prof)] == [
+        ("gemm", "kernel"),
+        ("Memcpy HtoD", "gpu_memcpy"),
+        ("Memset", "gpu_memset"),
+    ]
