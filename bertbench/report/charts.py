@@ -1,13 +1,14 @@
 """Charts of one results folder: per task, per max seqlen and metric, one panel per pad fraction.
 
 seaborn lays out the panels (a FacetGrid: pad fractions wrapped three a row; in combined, max seqlens by
-metrics); its hue is the series, in one colour and marker each (Okabe-Ito colours, safe for colour-blind
-readers, told apart by their markers in grey print too) the same in every chart of a run; the baseline is
-black. Bars span p10-p90 over the timed calls; a speedup's bar spans baseline p10 / impl. p90 to baseline
-p90 / impl. p10, so it crosses 0 exactly where the two latencies' p10-p90 ranges overlap (older rows,
-without the baseline's p10/p90, get the impl.'s spread only, and the chart says so). Hollow: a noisy or
-host-bound row (spec/figures.py). A black x on the axis: the baseline failed there (oom, error). Metrics
-with no data (CPU peak memory, GPU time): no file, no column.
+metrics); its hue is the series, in one colour and marker each (Okabe-Ito's colours, then Paul Tol's muted
+ones: `all` names 8 series on Hopper; safe for colour-blind readers, told apart by their markers in grey
+print too) the same in every chart of a run; the baseline is black. Bars span p10-p90 over the timed
+calls; a speedup's bar spans baseline p10 / impl. p90 to baseline p90 / impl. p10, so it crosses 0
+exactly where the two latencies' p10-p90 ranges overlap (older rows, without the baseline's p10/p90, get
+the impl.'s spread only, and the chart says so). Hollow: a noisy or host-bound row (spec/figures.py). A
+black x on the axis: the baseline failed there (oom, error). Metrics with no data (CPU peak memory, GPU
+time): no file, no column.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from bertbench.spec.figures import HOST_BOUND_SHARE, NOISY_REL_IQR, per_second, 
 from bertbench.spec.timings import EXTRA_TIMINGS
 
 OKABE_ITO = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442")  # as to_hex writes
+SERIES_COLORS = (*OKABE_ITO, "#882255", "#44aa99", "#999933", "#aa4499")
 BASELINE_COLOR = "#000000"
 MARKERS = "osD^vPXh<>p"
 PAD_STYLES = ("-", (0, (4, 2)))  # combined.png: the grid's lowest and highest pad fraction
@@ -79,7 +81,7 @@ class Style:
 def series_styles(data: list[TaskData]) -> dict[str, Style]:
     """One colour and marker per series, the same in every chart of the run; baselines black."""
     names = dict.fromkeys(s for d in data for s in d.rows.get("series", []))
-    styles = {n: Style(OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]) for i, n in enumerate(names)}
+    styles = {n: Style(SERIES_COLORS[i % len(SERIES_COLORS)], MARKERS[i % len(MARKERS)]) for i, n in enumerate(names)}
     for d in data:
         for mode in ("", " train"):
             styles[d.baseline_series + mode] = Style(BASELINE_COLOR, "*")

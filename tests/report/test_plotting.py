@@ -334,3 +334,14 @@ def test_a_header_repeated_inside_a_csv_is_named_not_counted_as_a_row(tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path} line 3: the header line again (two files joined?)" in err
     assert path.read_bytes() == before  # read, never repaired by plot.py
+
+
+def test_every_series_of_a_run_has_its_own_colour_up_to_eleven():
+    """`--optimization all` names 8 implementations on a Hopper GPU: Okabe-Ito's 7 colours alone gave
+    the first and the eighth (sdpa and sdpa-varlen) one colour, told apart by a circle and a hexagon."""
+    names = [f"impl{i}" for i in range(len(charts.SERIES_COLORS))]
+    data = [type("Data", (), {"rows": {"series": names}, "baseline_series": "eager (baseline)"})()]
+    styles = charts.series_styles(data)
+    assert len({styles[n].color for n in names}) == len(names)
+    assert charts.BASELINE_COLOR not in {styles[n].color for n in names}
+    assert styles["eager (baseline)"].color == charts.BASELINE_COLOR
