@@ -131,20 +131,17 @@ def _profiled_rounds(
 
 
 def _device_events(prof) -> list[DeviceEvent]:
-    """The counted device activities of the session (the host's runtime calls and the device's
-    annotations are skipped before their names are read: a session holds thousands)."""
+    """The counted device activities of the session: the host's runtime calls and the device's
+    annotations are left out before their names are read (a session holds thousands)."""
     events = prof.profiler.kineto_results.events()
     if events and not hasattr(events[0], "activity_type"):  # older PyTorch: annotations or kernels
         cuda = torch.autograd.DeviceType.CUDA
-        return [
-            DeviceEvent(
-                e.name(), "gpu_user_annotation" if e.is_user_annotation() else "kernel", e.start_ns(), e.duration_ns()
-            )
-            for e in events
-            if e.device_type() == cuda
-        ]
+        events = [e for e in events if e.device_type() == cuda]
+        kinds = ["gpu_user_annotation" if e.is_user_annotation() else "kernel" for e in events]
+    else:
+        kinds = [e.activity_type() for e in events]
     return [
-        DeviceEvent(e.name(), activity, e.start_ns(), e.duration_ns())
-        for e in events
-        if (activity := e.activity_type()) in COUNTED
+        DeviceEvent(e.name(), kind, e.start_ns(), e.duration_ns())
+        for e, kind in zip(events, kinds, strict=True)
+        if kind in COUNTED
     ]
