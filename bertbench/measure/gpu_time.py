@@ -98,15 +98,13 @@ def gpu_times(
     while live:
         for name, found in _profiled_rounds({name: calls[name] for name in live}, device, rounds).items():
             measured[name].extend(found)
-        live = [name for name in live if len(measured[name]) < count and _spread(measured[name]) > AGREE]
+        live = [name for name in live if len(measured[name]) < count and _gpu_time(measured[name]).spread > AGREE]
         rounds = 1
-    return {name: GpuTime(tuple(ms for ms, _ in m), tuple(n for _, n in m)) for name, m in measured.items()}
+    return {name: _gpu_time(m) for name, m in measured.items()}
 
 
-def _spread(measured: list[tuple[float, int]]) -> float:
-    values = [ms for ms, _ in measured]
-    middle = statistics.median(values)
-    return (max(values) - min(values)) / middle if middle else 0.0
+def _gpu_time(measured: list[tuple[float, int]]) -> GpuTime:
+    return GpuTime(tuple(ms for ms, _ in measured), tuple(n for _, n in measured))
 
 
 def _profiled_rounds(
