@@ -6,25 +6,25 @@ hundred kernels; it moves between runs with the host's speed, and can rank imple
 against their kernels' own cost. The sum of the kernels' durations (and the copies and fills
 the call asked of the GPU) does not depend on the host: it answers which kernels are faster.
 
-Before the timed rounds (variants.measure: where they refill the allocator's pool after the
-warm-up), each model's call runs `count` more times inside one profiler
-session (CUDA activity only: no CPU operator is recorded, so the host pays little), the
-models in turn (as the timed rounds interleave them: a spell of the power cap, which lowers
-the SM clock for seconds, falls on all of them alike), the GPU idle before each call and a
-marker kernel (torch.cuda._sleep(0)) launched between calls; the device's activities between
-two markers are one call's. Kernels of one stream never overlap,
-and only device activities are counted (the profiler's annotations, which span kernels, are
-not), so nothing is counted twice. The median call is the row's figure.
+A Session is one profiler session (CUDA activity only: no CPU operator is recorded, so the
+host pays little) whose calls are each bracketed by two marker kernels (torch.cuda._sleep(0)),
+the GPU idle before each: the device's activities between a call's two markers are that call's,
+and whatever runs outside a bracket is not counted. Kernels of one stream never overlap, and
+only device activities are counted (the profiler's annotations, which span kernels, are not),
+so nothing is counted twice. The median call is the row's figure.
 
-Two calls of each model first; a third (up to `count`) only for a model whose two differ by more
-than AGREE. The median of three calls lies between any two of them, so where two agree within
-1 % their mean is within 0.5 % of the median a third call would give: the third call, a third of
-the profiled calls and of the record to read, is made only where it could move the figure.
+variants.measure makes every model's observed call and its refill call (the untimed calls
+before the timed rounds) inside one session, so the two profiled calls cost no call of their
+own; gpu_times profiles calls of its own where that is not possible. The models run in turn (as
+the timed rounds interleave them: a spell of the power cap, which lowers the SM clock for
+seconds, falls on all of them alike). A third call (up to `count`) is made only for a model
+whose two differ by more than AGREE: the median of three calls lies between any two of them, so
+where two agree within 1 % their mean is within 0.5 % of the median a third call would give.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -68,13 +68,13 @@ class GpuTime:
 
 def split_calls(events: Iterable[DeviceEvent], calls: int) -> list[tuple[float, int]]:
     """Milliseconds and activity count of each of `calls` calls, from the device's activities of
-    a session that launched a marker before every call and one after the last."""
+    a session that launched a marker before and after every call (Session.call)."""
     ordered = sorted((e for e in events if e.activity in COUNTED), key=lambda e: e.start_ns)
     markers = [i for i, e in enumerate(ordered) if MARKER in e.name]
-    if len(markers) != calls + 1:
-        raise GpuTimeUnavailable(f"the profiler recorded {len(markers)} of {calls + 1} marker kernels")
+    if len(markers) != 2 * calls:
+        raise GpuTimeUnavailable(f"the profiler recorded {len(markers)} of {2 * calls} marker kernels")
     out = []
-    for start, end in itertools.pairwise(markers):
+    for start, end in zip(markers[::2], markers[1::2], strict=True):
         inside = ordered[start + 1 : end]
         out.append((sum(e.duration_ns for e in inside) / 1e6, len(inside)))
     return out
@@ -84,48 +84,89 @@ class GpuTimeUnavailable(RuntimeError):
     """The kernels' durations could not be read; the message says why."""
 
 
+class Session:
+    """One profiler session whose calls are bracketed by marker kernels, each launched on an idle
+    GPU; started by its first call, read by close(). A call that raises is left out."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._stack = contextlib.ExitStack()
+        self._prof = None
+        self._order: list[str | None] = []  # each bracketed call's model; None where the call raised
+
+    def call(self, name: str, fn: Callable[[], object]) -> object:
+        if self._prof is None:
+            self._prof = self._stack.enter_context(profiled([ProfilerActivity.CUDA]))
+        torch.cuda.synchronize(self.device)
+        torch.cuda._sleep(0)
+        self._order.append(None)
+        try:
+            output = fn()
+        finally:
+            torch.cuda._sleep(0)
+        self._order[-1] = name
+        return output
+
+    def close(self) -> dict[str, list[tuple[float, int]]]:
+        """Stop the session; each model's milliseconds and activity count per call, in call order.
+        GpuTimeUnavailable when the record cannot be read."""
+        prof, self._prof = self._prof, None
+        if prof is None:
+            return {}
+        try:
+            torch.cuda.synchronize(self.device)
+        finally:
+            self._stack.close()
+        found: dict[str, list[tuple[float, int]]] = {}
+        for name, measured in zip(self._order, split_calls(_device_events(prof), len(self._order)), strict=True):
+            if name is not None:
+                found.setdefault(name, []).append(measured)
+        return found
+
+    def discard(self) -> None:
+        """Stop the session unread (a measurement that ended another way)."""
+        self._prof = None
+        self._stack.close()
+
+
 def gpu_times(
-    calls: dict[str, Callable[[], object]], device: torch.device, count: int = GPU_CALLS
+    calls: dict[str, Callable[[], object]],
+    device: torch.device,
+    count: int = GPU_CALLS,
+    profiled_already: dict[str, list[tuple[float, int]]] | None = None,
 ) -> dict[str, GpuTime]:
-    """Each call's GpuTime from at most `count` profiled calls: FIRST_CALLS of every model in one
-    profiler session, then one more call of each model whose calls so far spread by more than
-    AGREE, in a session of their own, until they agree or reach `count`. Empty on the CPU or with
-    count 0; GpuTimeUnavailable when the profiler's record cannot be read."""
+    """Each call's GpuTime from at most `count` profiled calls, `profiled_already` (a closed
+    Session's record) counted among them: FIRST_CALLS of every model, the models in turn in one
+    session, then one more call of each model whose calls so far spread by more than AGREE, in
+    a session of their own, until they agree or reach `count`. Empty on the CPU or with count 0;
+    GpuTimeUnavailable when the profiler's record cannot be read."""
     if device.type != "cuda" or count <= 0 or not calls:
         return {}
-    measured: dict[str, list[tuple[float, int]]] = {name: [] for name in calls}
-    live, rounds = list(calls), min(count, FIRST_CALLS)
-    while live:
-        for name, found in _profiled_rounds({name: calls[name] for name in live}, device, rounds).items():
+    measured = {name: list((profiled_already or {}).get(name, ())) for name in calls}
+    while wanted := {name: n for name in calls if (n := _wanted(measured[name], count))}:
+        session = Session(device)
+        try:
+            for turn in range(max(wanted.values())):
+                for name in [name for name, n in wanted.items() if turn < n]:
+                    session.call(name, calls[name])
+        except BaseException:
+            session.discard()
+            raise
+        for name, found in session.close().items():
             measured[name].extend(found)
-        live = [name for name in live if len(measured[name]) < count and _gpu_time(measured[name]).spread > AGREE]
-        rounds = 1
     return {name: _gpu_time(m) for name, m in measured.items()}
+
+
+def _wanted(measured: list[tuple[float, int]], count: int) -> int:
+    """How many more calls of a model to profile: up to FIRST_CALLS, then one while they disagree."""
+    first = min(count, FIRST_CALLS)
+    if len(measured) < first:
+        return first - len(measured)
+    return int(len(measured) < count and _gpu_time(measured).spread > AGREE)
 
 
 def _gpu_time(measured: list[tuple[float, int]]) -> GpuTime:
     return GpuTime(tuple(ms for ms, _ in measured), tuple(n for _, n in measured))
-
-
-def _profiled_rounds(
-    calls: dict[str, Callable[[], object]], device: torch.device, rounds: int
-) -> dict[str, list[tuple[float, int]]]:
-    """`rounds` calls of each, in turn (a, b, c, a, b, c, ...), in one profiler session: each
-    model's milliseconds and activity count per call."""
-    order = [name for _ in range(rounds) for name in calls]
-    with profiled([ProfilerActivity.CUDA]) as prof:
-        for name in order:
-            torch.cuda.synchronize(device)
-            torch.cuda._sleep(0)
-            calls[name]()
-        torch.cuda.synchronize(device)
-        torch.cuda._sleep(0)
-        torch.cuda.synchronize(device)
-    per_call = split_calls(_device_events(prof), len(order))
-    mine: dict[str, list[tuple[float, int]]] = {name: [] for name in calls}
-    for name, measured in zip(order, per_call, strict=True):
-        mine[name].append(measured)
-    return mine
 
 
 def _device_events(prof) -> list[DeviceEvent]:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from bertbench.measure import timing
 from bertbench.measure.clock import ClockSample
 from bertbench.measure.failures import Failure, one_line, release_memory, return_cached, synchronize
-from bertbench.measure.gpu_time import GpuTime, gpu_times
+from bertbench.measure.gpu_time import FIRST_CALLS, GpuTime, Session, gpu_times
 from bertbench.measure.graphs import capture_graph
 from bertbench.measure.probes import PeakMemory, attention_kernels, run_with_peak_memory
 from bertbench.measure.timing import Latency, time_interleaved
@@ -129,24 +130,33 @@ def measure(
     `known_kernels` already holds them (e.g. "" for the baseline, whose kernels no column
     holds), the attention kernels it ran: the profiler costs 15-50 ms a call. A model that
     fails at any step becomes a Failure and the others go on. `between`, `clock`: see
-    time_interleaved. Before the timed rounds, where the pool is refilled after the observed
-    calls, plan.gpu_calls calls of each are profiled for its GPU time (gpu_time.gpu_times; none
-    on the CPU): they refill it, so no call is made for either alone."""
+    time_interleaved.
+
+    The GPU time (gpu_time; none on the CPU) is profiled before the timed rounds, where the pool
+    is refilled after the observed calls: where every model's kernels are known, its observed
+    call and its refill call run inside one profiler session (gpu_time.Session) and are its
+    first two profiled calls, so the GPU time costs no call of its own; elsewhere (the attention
+    kernels are read with a profiler session of their own) plan.gpu_calls calls of each are
+    profiled as the refill."""
     known = known_kernels or {}
     results: dict[str, Outcome | Failure] = {}
     prepared: dict[str, Prepared] = {}
     seen: dict[str, tuple[object, str, PeakMemory]] = {}  # name -> output, kernels, memory of the observed call
+    session: Session | None = None  # the observed and refill calls' profiler session, where they share one
+
+    def bracketed(name: str, call: Call) -> Call:
+        return call if session is None else lambda: session.call(name, call)
 
     def observe(name: str) -> None:
         p = prepared[name]
         if p.kernels is not None:  # a replay rewrites the static output the capture recorded; no new memory
-            p.call()
+            bracketed(name, p.call)()
             synchronize(device)
             seen[name] = p.output, p.kernels, PeakMemory.unmeasured()
             return
         return_cached(device)  # each model's peak reserved memory from a pool it did not inherit
         if name in known:
-            output, memory = run_with_peak_memory(p.call, device)
+            output, memory = run_with_peak_memory(bracketed(name, p.call), device)
             seen[name] = output, known[name], memory
         else:
             (output, kernels), memory = run_with_peak_memory(lambda: attention_kernels(p.call), device)
@@ -162,23 +172,41 @@ def measure(
             release_memory(device)
         gpu: dict[str, GpuTime] = {}
         gpu_note = ""
+        if (
+            timing.refills_pool(device)
+            and plan.gpu_calls >= FIRST_CALLS
+            and all(p.kernels is not None or name in known for name, p in prepared.items())
+        ):
+            session = Session(device)
 
         def profile(live: dict[str, Call]) -> bool:
             """The GPU time's profiled calls, made where the pool is refilled: no call of their own."""
-            nonlocal gpu_note
+            nonlocal gpu_note, session
             if plan.gpu_calls <= 0:
                 return False
             try:
-                gpu.update(gpu_times(live, device, plan.gpu_calls))
+                observed = {}
+                if session is not None:  # each model's observed call is its first profiled call
+                    for name, call in live.items():
+                        session.call(name, call)
+                    observed, session = session.close(), None
+                gpu.update(gpu_times(live, device, plan.gpu_calls, observed))
                 return True
             except Exception as e:  # the timings stand; the rows say why the GPU time does not
                 gpu_note = f"GPU time unavailable: {one_line(e)}"
+            if session is not None:  # never open during the timed calls
+                session.discard()
+                session = None
             release_memory(device)
             return False
 
-        timings, failures = time_interleaved(
-            {n: p.call for n, p in prepared.items()}, device, plan, between, observe, clock, profile
-        )
+        try:
+            timings, failures = time_interleaved(
+                {n: p.call for n, p in prepared.items()}, device, plan, between, observe, clock, profile
+            )
+        finally:
+            if session is not None:  # no model reached its refill call
+                session.discard()
         results.update(failures)
         if not gpu and not gpu_note:  # the pool was not refilled (the CPU): profiled after the timed rounds
             try:

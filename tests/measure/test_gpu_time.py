@@ -1,5 +1,6 @@
-"""GPU time from the device's activity record: one call's kernels between two markers, each
-activity counted once, annotations never. The profiler itself needs a GPU (tests/test_gpu.py)."""
+"""GPU time from the device's activity record: one call's kernels between its two markers, each
+activity counted once, annotations and whatever ran outside a bracket never. The profiler itself
+needs a GPU (tests/test_gpu.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from bertbench.measure.gpu_time import (
 )
 
 
-def _timeline(calls: list[list[int]]) -> list[DeviceEvent]:
-    """A marker before each call's kernels (durations in µs) and one after the last, plus an
-    annotation spanning each call, listed out of order."""
+def _timeline(calls: list[list[int]], between: int = 0) -> list[DeviceEvent]:
+    """A marker before and after each call's kernels (durations in µs), an annotation spanning each
+    call, and `between` µs of a kernel outside the brackets after each call, listed out of order."""
     events, t = [], 0
     for durations in calls:
         events.append(DeviceEvent(f"void at::cuda::{MARKER}(long)", "kernel", t, 1_000))
@@ -28,13 +29,21 @@ def _timeline(calls: list[list[int]]) -> list[DeviceEvent]:
             events.append(DeviceEvent("ampere_fp16_gemm", "kernel", t, d * 1_000))
             t += d * 1_000 + 2_000
         events.append(DeviceEvent("bertbench call", "gpu_user_annotation", start, t - start))
-    events.append(DeviceEvent(MARKER, "kernel", t + 10_000, 1_000))
+        events.append(DeviceEvent(MARKER, "kernel", t, 1_000))
+        t += 2_000
+        if between:
+            events.append(DeviceEvent("warm-up gemm", "kernel", t, between * 1_000))
+            t += between * 1_000 + 2_000
     return events[::-1]
 
 
 def test_each_call_is_the_sum_of_its_own_activities():
     per_call = split_calls(_timeline([[100, 50], [100, 50, 25], [7]]), 3)
     assert per_call == [(0.15, 2), (0.175, 3), (0.007, 1)]
+
+
+def test_what_runs_outside_a_calls_brackets_is_no_calls():
+    assert split_calls(_timeline([[100], [50]], between=900), 2) == [(0.1, 1), (0.05, 1)]
 
 
 def test_copies_and_fills_count_and_annotations_do_not():
@@ -46,7 +55,7 @@ def test_copies_and_fills_count_and_annotations_do_not():
 
 
 def test_a_record_without_every_marker_is_unavailable_not_a_guess():
-    with pytest.raises(GpuTimeUnavailable, match="2 of 3 marker kernels"):
+    with pytest.raises(GpuTimeUnavailable, match="2 of 4 marker kernels"):
         split_calls(_timeline([[10]]), 2)
 
 
@@ -129,6 +138,33 @@ def test_more_calls_are_made_only_while_they_disagree_and_never_past_the_count(m
     assert fake.launched() == [["a", "b", "a", "b"], ["a", "b"], ["a", "b"], ["a", "b"]]
     assert len(out["a"].calls_ms) == 5 and len(out["b"].calls_ms) == 5
     assert out["a"].median == 1.0
+
+
+def test_calls_profiled_already_count_and_only_what_is_missing_is_profiled(monkeypatch):
+    """variants.measure's session holds each model's observed and refill calls: a model whose two
+    agree gets no call here, one whose two disagree a third, one with a single call a second."""
+    fake = _FakeProfiler(monkeypatch, {"a": [], "b": [2010], "c": [3000, 3000]})
+    already = {"a": [(1.0, 5), (1.001, 5)], "b": [(2.0, 5), (2.2, 5)], "c": [(3.0, 5)]}
+    out = gpu_times(fake.calls, torch.device("cuda"), 3, already)
+    assert fake.launched() == [["b", "c"]]
+    assert out["a"].calls_ms == (1.0, 1.001) and out["b"].median == 2.01 and out["c"].calls_ms == (3.0, 3.0)
+
+
+def test_a_session_leaves_out_a_call_that_raised_and_reads_the_others(monkeypatch):
+    from bertbench.measure.gpu_time import Session
+
+    fake = _FakeProfiler(monkeypatch, {"a": [1000, 1000], "b": [2000]})
+    session = Session(torch.device("cuda"))
+    session.call("a", fake.calls["a"])
+
+    def broken():
+        fake.calls["b"]()
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        session.call("b", broken)
+    session.call("a", fake.calls["a"])
+    assert session.close() == {"a": [(1.0, 1), (1.0, 1)]}
 
 
 def test_a_count_of_one_profiles_one_call_of_each(monkeypatch):

@@ -1,6 +1,7 @@
 """variants.measure: every model's last untimed call gives its memory, kernels and output."""
 
 import math
+from typing import ClassVar
 
 import torch
 
@@ -50,16 +51,20 @@ def test_a_model_failing_in_its_observed_call_is_a_failure_and_the_others_go_on(
 
 
 def test_on_a_refilling_device_the_gpu_times_calls_refill_the_pool_and_no_model_calls_for_either_alone(monkeypatch):
-    """GPU: after the observed calls the pool is empty; the GPU time's profiled calls run there, before
-    the timed rounds. A profiler that fails leaves the row its reason and the single refill calls."""
+    """GPU, where a model's attention kernels are not yet known (their own profiler session reads
+    them in its observed call): after the observed calls the pool is empty; the GPU time's profiled
+    calls run there, before the timed rounds. A profiler that fails leaves the row its reason and
+    the single refill calls."""
     from bertbench.measure import timing
     from bertbench.measure.gpu_time import GpuTime
 
     monkeypatch.setattr(timing, "refills_pool", lambda device: True)
+    monkeypatch.setattr(variants, "attention_kernels", lambda fn: (fn(), "sdpa_fake_attention"))
     calls = {"a": 0, "b": 0}
     seen = []
 
-    def fake_gpu_times(live, device, count):
+    def fake_gpu_times(live, device, count, profiled_already=None):
+        assert not profiled_already
         seen.append({n: calls[n] for n in live})  # what each model had run before its profiled calls
         for _ in range(count):
             for call in live.values():
@@ -68,16 +73,97 @@ def test_on_a_refilling_device_the_gpu_times_calls_refill_the_pool_and_no_model_
 
     monkeypatch.setattr(variants, "gpu_times", fake_gpu_times)
     plan = TimingPlan(warmup=1, num_batches=4, min_batches=1, budget_ms=None, gpu_calls=3)
-    out = measure(LOOP, {n: counting(calls, n) for n in calls}, CPU, plan, known_kernels={"a": "", "b": ""})
+    out = measure(LOOP, {n: counting(calls, n) for n in calls}, CPU, plan, known_kernels={"a": ""})
     assert seen == [{"a": 1, "b": 1}]  # after every model's observed call, before any timed one
     assert calls == {"a": 8, "b": 8}  # 1 observed + 3 profiled + 4 timed: nothing else
     assert all(o.gpu.median == 1.0 and o.gpu_note == "" for o in out.values())
 
-    def broken(live, device, count):
+    def broken(live, device, count, profiled_already=None):
         raise RuntimeError("no markers")
 
     monkeypatch.setattr(variants, "gpu_times", broken)
     calls.update(a=0, b=0)
-    out = measure(LOOP, {n: counting(calls, n) for n in calls}, CPU, plan, known_kernels={"a": "", "b": ""})
+    out = measure(LOOP, {n: counting(calls, n) for n in calls}, CPU, plan, known_kernels={"a": ""})
     assert calls == {"a": 6, "b": 6}  # 1 observed + 1 refill + 4 timed
     assert all(o.gpu is None and o.gpu_note == "GPU time unavailable: RuntimeError: no markers" for o in out.values())
+
+
+class _FakeSession:
+    """Stands in for gpu_time.Session: records which model each bracketed call was and whether
+    the session was still open when the timed calls began."""
+
+    sessions: ClassVar[list["_FakeSession"]] = []
+
+    def __init__(self, device):
+        self.calls: list[str] = []
+        self.open = True
+        _FakeSession.sessions.append(self)
+
+    def call(self, name, fn):
+        assert self.open
+        self.calls.append(name)
+        return fn()
+
+    def close(self):
+        self.open = False
+        found: dict[str, list[tuple[float, int]]] = {}
+        for name in self.calls:
+            found.setdefault(name, []).append((1.0, 5))
+        return found
+
+    def discard(self):
+        self.open = False
+
+
+def test_where_every_models_kernels_are_known_its_observed_and_refill_calls_are_its_profiled_calls(monkeypatch):
+    """One session holds each model's observed call and its refill call (a, b, a, b); gpu_times gets
+    them and profiles only what is missing; the session is closed before the first timed call."""
+    from bertbench.measure import timing
+    from bertbench.measure.gpu_time import GpuTime
+
+    monkeypatch.setattr(timing, "refills_pool", lambda device: True)
+    monkeypatch.setattr(variants, "Session", _FakeSession)
+    _FakeSession.sessions = []
+    calls = {"a": 0, "b": 0}
+    given = []
+
+    def fake_gpu_times(live, device, count, profiled_already=None):
+        assert all(not s.open for s in _FakeSession.sessions)
+        given.append((dict(live), profiled_already))
+        return {n: GpuTime((1.0, 1.0), (5, 5)) for n in live}
+
+    def timed_call(name):
+        def run():
+            assert all(not s.open for s in _FakeSession.sessions) or calls[name] < 2
+            calls[name] += 1
+
+        return run
+
+    monkeypatch.setattr(variants, "gpu_times", fake_gpu_times)
+    plan = TimingPlan(warmup=1, num_batches=4, min_batches=1, budget_ms=None, gpu_calls=3)
+    out = measure(LOOP, {n: timed_call(n) for n in calls}, CPU, plan, known_kernels={"a": "", "b": "x"})
+    (session,) = _FakeSession.sessions
+    assert session.calls == ["a", "b", "a", "b"] and not session.open
+    assert calls == {"a": 6, "b": 6}  # 1 observed + 1 refill + 4 timed: the GPU time made no call of its own
+    ((live, already),) = given
+    assert set(live) == {"a", "b"} and {n: len(m) for n, m in already.items()} == {"a": 2, "b": 2}
+    assert all(isinstance(o, Outcome) and o.gpu_note == "" for o in out.values())
+
+
+def test_a_session_whose_refill_call_fails_is_closed_before_the_timed_calls(monkeypatch):
+    from bertbench.measure import timing
+
+    monkeypatch.setattr(timing, "refills_pool", lambda device: True)
+    monkeypatch.setattr(variants, "Session", _FakeSession)
+    _FakeSession.sessions = []
+    calls = {"a": 0, "b": 0}
+    plan = TimingPlan(warmup=1, num_batches=4, min_batches=1, budget_ms=None, gpu_calls=3)
+
+    def run_b():
+        assert calls["b"] < 2 or not _FakeSession.sessions[0].open
+        calls["b"] += 1
+
+    out = measure(LOOP, {"a": counting(calls, "a", fail_at=2), "b": run_b}, CPU, plan, known_kernels={"a": "", "b": ""})
+    assert not _FakeSession.sessions[0].open
+    assert calls == {"a": 7, "b": 6}  # observed, refill (a broke there, before b made its), single refill, 4 timed
+    assert all(o.gpu is None and o.gpu_note == "GPU time unavailable: RuntimeError: a broke" for o in out.values())
