@@ -167,9 +167,10 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         "--gpu-time-calls",
         type=whole,
         default=3,
-        help="GPU: before the timed calls (where they refill the allocator's pool), profile up to this many calls "
-        "of each model for its GPU time (the sum of its kernels' durations, which the host's speed does not move: "
-        "gpu_ms, speedup_gpu_pct): two, and more only while they differ by over 1 %%; 0 leaves it out",
+        help="GPU: profile up to this many untimed calls of each model, before its timed ones, for its GPU time "
+        "(the sum of its kernels' durations, which the host's speed does not move: gpu_ms, speedup_gpu_pct): the "
+        "observed call and the one refilling the allocator's pool, and more only while they differ by over 1 %%; "
+        "0 leaves it out",
     )
     how.add_argument(
         "--mode",
