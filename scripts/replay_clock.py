@@ -20,21 +20,24 @@ CUDA only.
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
 from bertbench.arguments import parse_args
 from bertbench.flags import UsageError
-from bertbench.measure.clock import for_device
+from bertbench.measure.clock import ClockWatch, for_device
 from bertbench.measure.failures import one_line
 from bertbench.measure.gpu_time import Session
 from bertbench.measure.graphs import capture_graph
+from bertbench.measure.timing import latencies
 from bertbench.model.holder import BASELINE, TaskModels
+from bertbench.spec.config import RunConfig
 
 CALLS, IDLE_S, ROUNDS = 20, 0.05, 3
 
@@ -59,33 +62,31 @@ class ReplayClock:
         )
 
 
-def event_ms(replay: Callable[[], object], device: torch.device, idle_s: float) -> tuple[float, float]:
-    """Median CUDA-event time of CALLS replays (each after idle_s of an idle GPU when idle_s > 0)
-    and the median SM clock read after them (after each, when idle)."""
-    clock = for_device(device)
-    pairs, clocks = [], []
-    for _ in range(CALLS):
-        if idle_s:
-            torch.cuda.synchronize(device)
-            time.sleep(idle_s)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        replay()
-        end.record()
-        pairs.append((start, end))
-        if idle_s:
-            torch.cuda.synchronize(device)
-            clocks.append(clock.sample().sm_mhz)
-    torch.cuda.synchronize(device)
+def event_ms(
+    replay: Callable[[], object], device: torch.device, idle_s: float, watch: ClockWatch | None
+) -> tuple[float, float]:
+    """Median CUDA-event time of CALLS replays (measure.timing.latencies), back to back or each
+    after idle_s of an idle GPU, and the median SM clock read after them (after each, when idle)."""
     if not idle_s:
-        clocks.append(clock.sample().sm_mhz)
-    return statistics.median(s.elapsed_time(e) for s, e in pairs), statistics.median(clocks)
+        return statistics.median(latencies(replay, device, CALLS)), _mhz(watch)
+    times, clocks = [], []
+    for _ in range(CALLS):
+        torch.cuda.synchronize(device)
+        time.sleep(idle_s)
+        times.extend(latencies(replay, device, 1))
+        clocks.append(_mhz(watch))
+    return statistics.median(times), statistics.median(clocks)
 
 
-def replay_clock(replay: Callable[[], object], device: torch.device) -> ReplayClock:
+def _mhz(watch: ClockWatch | None) -> float:
+    sample = watch.sample() if watch is not None else None
+    return float(sample.sm_mhz) if sample is not None else math.nan
+
+
+def replay_clock(replay: Callable[[], object], device: torch.device, watch: ClockWatch | None) -> ReplayClock:
     """One round of the four figures for one captured graph's replay."""
-    back_to_back, clock_b2b = event_ms(replay, device, 0)
-    after_idle, clock_idle = event_ms(replay, device, IDLE_S)
+    back_to_back, clock_b2b = event_ms(replay, device, 0, watch)
+    after_idle, clock_idle = event_ms(replay, device, IDLE_S, watch)
     session = Session(device)
     session.call("idle", replay)
     session.call("back-to-back", lambda: [replay() for _ in range(CALLS)])
@@ -95,29 +96,46 @@ def replay_clock(replay: Callable[[], object], device: torch.device) -> ReplayCl
     )
 
 
+def replays(config: RunConfig) -> Iterator[tuple[str, Callable[[], object] | str]]:
+    """Each model's graph at the config's one point, captured and warmed up: its name and its
+    replay, or the reason it did not capture (e.g. FlashAttention unpadding a padded batch on
+    the host). Run under torch.inference_mode."""
+    device = config.torch_device
+    (task,), (point,) = config.tasks, config.points
+    models = TaskModels(task, config, reference=False)
+    inputs = models.inputs(point, list(config.implementations))
+    for key, ready in inputs.graph_ready.items():
+        name = config.baseline if key == BASELINE else key
+        try:
+            replay = capture_graph(ready, device).graph.replay
+        except Exception as e:
+            yield name, one_line(e)
+            continue
+        for _ in range(5):
+            replay()
+        yield name, replay
+
+
 def main(argv: list[str]) -> int:
     try:
         config = parse_args(["--use-cuda", "--cuda-graphs", *argv], prog="replay_clock.py")
     except UsageError as e:
         print(f"replay_clock.py: {e}", file=sys.stderr)
         return 2
-    device = config.torch_device
     (task,), (point,) = config.tasks, config.points
-    models = TaskModels(task, config, reference=False)
-    inputs = models.inputs(point, list(config.implementations))
     print(f"{task} batch {point.batch_size} x {point.max_seqlen}, pad {point.pad_fraction:g}", flush=True)
-    with torch.inference_mode():
-        for key, ready in inputs.graph_ready.items():
-            name = config.baseline if key == BASELINE else key
-            try:
-                replay = capture_graph(ready, device).graph.replay
-            except Exception as e:  # e.g. FlashAttention unpadding a padded batch on the host
-                print(f"{name}: no graph ({one_line(e)})", flush=True)
-                continue
-            for _ in range(5):
-                replay()
-            for round_ in range(ROUNDS):
-                print(f"{name} round {round_}: {replay_clock(replay, device)}", flush=True)
+    watch = for_device(config.torch_device)
+    try:
+        with torch.inference_mode():
+            for name, replay in replays(config):
+                if isinstance(replay, str):
+                    print(f"{name}: no graph ({replay})", flush=True)
+                    continue
+                for round_ in range(ROUNDS):
+                    print(f"{name} round {round_}: {replay_clock(replay, config.torch_device, watch)}", flush=True)
+    finally:
+        if watch is not None:
+            watch.close()
     return 0
 
 

@@ -281,9 +281,8 @@ def test_gpu_time_agrees_with_the_graph_replay_at_the_same_clock(tmp_path):
     (results/h200/replay-clock.txt; an H100 alike: results/h100/replay-clock.txt, where this test
     passed and the row's replay median read 6.2 % above its kernel sum); the row prints its clock
     and throttle flag."""
-    from bertbench.measure.graphs import capture_graph
-    from bertbench.model.holder import BASELINE, TaskModels
-    from scripts.replay_clock import replay_clock
+    from bertbench.measure.clock import for_device
+    from scripts.replay_clock import replay_clock, replays
 
     flags = "--task qa --model-size base --batch-size 64 --max-seqlen 512 --avg-seqlen 256 --optimization sdpa"
     config = gpu_config(tmp_path, f"{flags} --cuda-graphs --num-batches 20")
@@ -296,17 +295,17 @@ def test_gpu_time_agrees_with_the_graph_replay_at_the_same_clock(tmp_path):
         assert abs(replay_gpu / loop_gpu - 1) < 0.05
     assert r.sm_clock_mhz > 0 and r.sm_clock_mhz_baseline > 0 and r.throttled in (True, False)
 
-    models = TaskModels("qa", config, reference=False)
-    inputs = models.inputs(config.points[0], ["sdpa"])
-    with torch.inference_mode():
-        for key, ready in inputs.graph_ready.items():
-            replay = capture_graph(ready, config.torch_device).graph.replay
-            for _ in range(5):
-                replay()
-            figures = replay_clock(replay, config.torch_device)
-            print(config.baseline if key == BASELINE else key, figures)
-            assert abs(figures.events_after_idle / figures.kernels_idle_launched - 1) < 0.05
-            assert abs(figures.events_back_to_back / figures.kernels_back_to_back - 1) < 0.05
+    watch = for_device(config.torch_device)
+    try:
+        with torch.inference_mode():
+            for name, replay in replays(config):
+                assert callable(replay), (name, replay)
+                figures = replay_clock(replay, config.torch_device, watch)
+                print(name, figures)
+                assert abs(figures.events_after_idle / figures.kernels_idle_launched - 1) < 0.05
+                assert abs(figures.events_back_to_back / figures.kernels_back_to_back - 1) < 0.05
+    finally:
+        watch.close()
 
 
 def test_two_fresh_processes_agree_on_the_gpu_time(tmp_path):
