@@ -23,6 +23,8 @@ from bertbench.model.heads import (
     evaluated,
     load_baseline,
     load_like,
+    per_token,
+    task_logits,
     training_step,
     unavailable_reason,
 )
@@ -41,7 +43,7 @@ class PointInputs:
     packed: PackedBatch | None
     calls: dict[str, Call]  # timed in the loop: forwards, or training steps in train mode
     parity: dict[str, Call]  # the output compared for parity: the forward without dropout
-    reference: Call | None  # the float32 baseline's forward without dropout; None: the baseline is float32
+    reference: Call | None  # the float32 baseline's logits (reference_logits); None: the baseline is float32
     graph_ready: dict[str, Call]  # forwards ready to capture (model.capture.graph_ready)
 
 
@@ -145,13 +147,39 @@ class TaskModels:
         )
         reference = None
         if self.reference is not None:
-            reference = self.reference.forward(inputs)
+            reference = reference_logits(self.task, self.reference, batch)
         return PointInputs(batch, packed, calls, parity, reference, graph_ready)
 
     def close(self) -> None:
         self.models.clear()
         self.baseline = self.reference = None
         release_memory(self.config.torch_device)
+
+
+def reference_logits(task: str, reference: LoadedModel, batch: Batch) -> Call:
+    """The float32 reference's task logits for the batch, in float32, laid out as the padded
+    batch's (heads.task_logits).
+
+    It runs on the batch cut after its longest sequence, without the labels. With the padding
+    mask passed, every real token's attention masks the cut columns out (exactly: the mask's
+    exp underflows to 0), so no real token's logit changes. The cut columns' logits are zeros,
+    and parity compares real tokens only (heads.per_token). Nothing compares the loss. The
+    float32 forward is the most expensive untimed call of a point: at pad 0.5 the cut halves
+    it. Without the mask (--no-use-mask, or nothing padded) the whole batch runs."""
+    width = batch.input_ids.shape[1]
+    longest = int(batch.lengths.max()) if batch.mask_passed else width
+    inputs = {"input_ids": batch.input_ids[:, :longest]}
+    if batch.mask_passed:
+        inputs["attention_mask"] = batch.attention_mask[:, :longest]
+    forward = reference.forward(inputs)
+
+    def call() -> list[torch.Tensor]:
+        logits = [t.float() for t in task_logits(task, forward())]
+        if longest == width or not per_token(task):
+            return logits
+        return [torch.nn.functional.pad(t, (0, 0) * (t.dim() - 2) + (0, width - longest)) for t in logits]
+
+    return call
 
 
 def _no_silent_fallback() -> None:
