@@ -136,21 +136,26 @@ def run_with_peak_memory(fn: Callable[[], object], device: torch.device) -> tupl
     )
 
 
+SLICE_VALUES = 2**24  # numbers per slice agreement compares: 64 MiB in float32
+
+
 def agreement(
     outputs: list[torch.Tensor], references: list[torch.Tensor], real: torch.Tensor | None
 ) -> tuple[float, float]:
     """Max absolute and relative L2 error of outputs against references, in float32.
 
     `real` (batch, seqlen) selects the real tokens of per-token logits (padding is zeroed
-    in both); None compares everything. Rows are compared a slice at a time so large MLM
-    logits need no full float32 copy, and the sums stay on the device until one sync.
+    in both); None compares everything. Rows are compared a slice at a time (at least 8 rows,
+    as many as hold SLICE_VALUES numbers) so large MLM logits need no full float32 copy while
+    small logits take a few launches, and the sums stay on the device until one sync.
     """
     max_abs, err_sq, ref_sq = [], [], []
     for out, ref in zip(outputs, references, strict=True):
-        for start in range(0, out.shape[0], 8):
-            o, r = out[start : start + 8].float(), ref[start : start + 8].float()
+        rows = max(8, SLICE_VALUES // max(1, out[0].numel()))
+        for start in range(0, out.shape[0], rows):
+            o, r = out[start : start + rows].float(), ref[start : start + rows].float()
             if real is not None:
-                keep = real[start : start + 8].to(o.dtype).reshape(*o.shape[:2], *[1] * (o.dim() - 2))
+                keep = real[start : start + rows].to(o.dtype).reshape(*o.shape[:2], *[1] * (o.dim() - 2))
                 o, r = o * keep, r * keep
             diff = o - r
             max_abs.append(diff.abs().max())

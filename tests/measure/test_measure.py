@@ -1,6 +1,7 @@
 import math
 import time
 
+import pytest
 import torch
 
 from bertbench.measure.probes import (
@@ -15,6 +16,23 @@ from bertbench.measure.probes import (
 )
 from bertbench.model.batches import make_batch
 from bertbench.model.heads import load_baseline, load_like, preset_config
+
+
+@pytest.mark.parametrize("slice_values", [8 * 5 * 3, 2**24])  # slices of 8 rows; all 20 rows at once
+def test_agreement_is_the_same_however_the_rows_are_sliced(monkeypatch, slice_values):
+    monkeypatch.setattr("bertbench.measure.probes.SLICE_VALUES", slice_values)
+    generator = torch.Generator().manual_seed(0)
+    ref = torch.randn(20, 5, 3, generator=generator)
+    out = ref + 0.01 * torch.randn(20, 5, 3, generator=generator)
+    out[7, 2, 1] += 1.0  # the largest error, in the first slice of 8 rows
+    real = torch.rand(20, 5, generator=generator) > 0.3
+    keep = real[..., None]
+    diff = (out - ref) * keep
+    max_abs, rel = agreement([out.half()], [ref], real)
+    exact_max, exact_rel = agreement([out], [ref], real)
+    assert exact_max == pytest.approx(float(diff.abs().max()), rel=1e-6)
+    assert exact_rel == pytest.approx(float(diff.norm() / (ref * keep).norm()), rel=1e-5)
+    assert max_abs == pytest.approx(exact_max, rel=1e-2) and rel == pytest.approx(exact_rel, rel=1e-2)
 
 
 def test_agreement_ignores_padding_and_measures_relative_error():
