@@ -86,13 +86,17 @@ class GpuTimeUnavailable(RuntimeError):
 
 class Session:
     """One profiler session whose calls are bracketed by marker kernels, each launched on an idle
-    GPU; started by its first call, read by close(). A call that raises is left out."""
+    GPU; started by its first call, read by close(). A call that raises is left out. pause()
+    stops the profiler between two calls, for a profiler of another kind (probes.attention_kernels:
+    two cannot run at once); the next call starts it again, and close() reads every stretch."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self._stack = contextlib.ExitStack()
         self._prof = None
         self._order: list[str | None] = []  # each bracketed call's model; None where the call raised
+        self._found: dict[str, list[tuple[float, int]]] = {}  # the stretches read so far
+        self._error: GpuTimeUnavailable | None = None  # a stretch that could not be read
 
     def call(self, name: str, fn: Callable[[], object]) -> object:
         if self._prof is None:
@@ -107,25 +111,40 @@ class Session:
         self._order[-1] = name
         return output
 
+    def pause(self) -> None:
+        """Stop the profiler and read its stretch; the next call starts a new one. A stretch that
+        cannot be read is reported by close(), never here, amid a model's call."""
+        try:
+            self._read()
+        except GpuTimeUnavailable as e:
+            self._error = self._error or e
+
     def close(self) -> dict[str, list[tuple[float, int]]]:
         """Stop the session; each model's milliseconds and activity count per call, in call order.
         GpuTimeUnavailable when the record cannot be read."""
+        self._read()
+        if self._error is not None:
+            raise self._error
+        found, self._found = self._found, {}
+        return found
+
+    def _read(self) -> None:
         prof, self._prof = self._prof, None
         if prof is None:
-            return {}
+            return
+        order, self._order = self._order, []
         try:
             torch.cuda.synchronize(self.device)
         finally:
             self._stack.close()
-        found: dict[str, list[tuple[float, int]]] = {}
-        for name, measured in zip(self._order, split_calls(_device_events(prof), len(self._order)), strict=True):
+        for name, measured in zip(order, split_calls(_device_events(prof), len(order)), strict=True):
             if name is not None:
-                found.setdefault(name, []).append(measured)
-        return found
+                self._found.setdefault(name, []).append(measured)
 
     def discard(self) -> None:
         """Stop the session unread (a measurement that ended another way)."""
         self._prof = None
+        self._order = []
         self._stack.close()
 
 

@@ -133,11 +133,12 @@ def measure(
     time_interleaved.
 
     The GPU time (gpu_time; none on the CPU) is profiled before the timed rounds, where the pool
-    is refilled after the observed calls: where every model's kernels are known, its observed
-    call and its refill call run inside one profiler session (gpu_time.Session) and are its
-    first two profiled calls, so the GPU time costs no call of its own; elsewhere (the attention
-    kernels are read with a profiler session of their own) plan.gpu_calls calls of each are
-    profiled as the refill."""
+    is refilled after the observed calls: each model's observed call and its refill call run
+    inside one profiler session (gpu_time.Session) and are its first two profiled calls, so the
+    GPU time costs no call of its own. A model whose attention kernels are not known yet has
+    its observed call read by the profiler of attention_kernels instead (the session pauses for
+    it), and one more call of its own profiled after the refill: one model that cannot run at
+    this seqlen and mask (sdpa-flash with a padding mask) so costs no call of the others."""
     known = known_kernels or {}
     results: dict[str, Outcome | Failure] = {}
     prepared: dict[str, Prepared] = {}
@@ -159,6 +160,8 @@ def measure(
             output, memory = run_with_peak_memory(bracketed(name, p.call), device)
             seen[name] = output, known[name], memory
         else:
+            if session is not None:  # one profiler at a time
+                session.pause()
             (output, kernels), memory = run_with_peak_memory(lambda: attention_kernels(p.call), device)
             seen[name] = output, kernels, memory
 
@@ -172,11 +175,7 @@ def measure(
             release_memory(device)
         gpu: dict[str, GpuTime] = {}
         gpu_note = ""
-        if (
-            timing.refills_pool(device)
-            and plan.gpu_calls >= FIRST_CALLS
-            and all(p.kernels is not None or name in known for name, p in prepared.items())
-        ):
+        if timing.refills_pool(device) and plan.gpu_calls >= FIRST_CALLS:
             session = Session(device)
 
         def profile(live: dict[str, Call]) -> bool:
@@ -186,7 +185,7 @@ def measure(
                 return False
             try:
                 observed = {}
-                if session is not None:  # each model's observed call is its first profiled call
+                if session is not None:  # each model's observed call is its first profiled call (if known)
                     for name, call in live.items():
                         session.call(name, call)
                     observed, session = session.close(), None
@@ -197,7 +196,7 @@ def measure(
             if session is not None:  # never open during the timed calls
                 session.discard()
                 session = None
-            release_memory(device)
+            release_memory(device)  # which empties the pool: the single refill calls follow
             return False
 
         try:

@@ -167,6 +167,33 @@ def test_a_session_leaves_out_a_call_that_raised_and_reads_the_others(monkeypatc
     assert session.close() == {"a": [(1.0, 1), (1.0, 1)]}
 
 
+def test_a_paused_session_reads_each_stretch_and_close_gives_them_all(monkeypatch):
+    """pause() stops the profiler between calls (attention_kernels' profiler runs then); the next
+    call starts a new one, and close() hands back every stretch's calls in order."""
+    from bertbench.measure import gpu_time
+    from bertbench.measure.gpu_time import GpuTimeUnavailable, Session
+
+    fake = _FakeProfiler(monkeypatch, {"a": [1000, 3000], "b": [2000]})
+    session = Session(torch.device("cuda"))
+    session.call("a", fake.calls["a"])
+    session.pause()
+    session.pause()  # nothing recording: nothing to read
+    session.call("b", fake.calls["b"])
+    session.call("a", fake.calls["a"])
+    assert session.close() == {"a": [(1.0, 1), (3.0, 1)], "b": [(2.0, 1)]}
+    assert fake.launched() == [["a"], ["b", "a"]]
+
+    def unreadable(prof):
+        raise GpuTimeUnavailable("the profiler recorded 1 of 2 marker kernels")
+
+    session = Session(torch.device("cuda"))
+    session.call("a", fake.calls["a"])
+    monkeypatch.setattr(gpu_time, "_device_events", unreadable)
+    session.pause()  # amid a model's calls: never raises there
+    with pytest.raises(GpuTimeUnavailable, match="1 of 2 marker"):
+        session.close()
+
+
 def test_a_count_of_one_profiles_one_call_of_each(monkeypatch):
     fake = _FakeProfiler(monkeypatch, {"a": [1000], "b": [3000]})
     out = gpu_times(fake.calls, torch.device("cuda"), 1)

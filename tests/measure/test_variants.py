@@ -50,32 +50,42 @@ def test_a_model_failing_in_its_observed_call_is_a_failure_and_the_others_go_on(
     assert isinstance(out["b"], Outcome) and out["b"].latency.count == 4 and calls == {"a": 2, "b": 6}
 
 
-def test_on_a_refilling_device_the_gpu_times_calls_refill_the_pool_and_no_model_calls_for_either_alone(monkeypatch):
-    """GPU, where a model's attention kernels are not yet known (their own profiler session reads
-    them in its observed call): after the observed calls the pool is empty; the GPU time's profiled
-    calls run there, before the timed rounds. A profiler that fails leaves the row its reason and
-    the single refill calls."""
+def test_a_model_whose_kernels_are_not_known_pauses_the_session_and_costs_the_others_no_call(monkeypatch):
+    """GPU, where b's attention kernels are not yet known: the session pauses for the profiler of
+    attention_kernels in b's observed call (two profilers cannot run at once), then holds both
+    refill calls. a's observed and refill calls are its two profiled calls; b, with one, gets one
+    more of its own from gpu_times. A profiler that fails leaves the row its reason, and the
+    memory it released is refilled by a single call of each."""
     from bertbench.measure import timing
     from bertbench.measure.gpu_time import GpuTime
 
     monkeypatch.setattr(timing, "refills_pool", lambda device: True)
-    monkeypatch.setattr(variants, "attention_kernels", lambda fn: (fn(), "sdpa_fake_attention"))
+    monkeypatch.setattr(variants, "Session", _FakeSession)
+    _FakeSession.sessions = []
+
+    def kernels_read(fn):
+        assert not any(s.running for s in _FakeSession.sessions)  # the session is paused
+        return fn(), "sdpa_fake_attention"
+
+    monkeypatch.setattr(variants, "attention_kernels", kernels_read)
     calls = {"a": 0, "b": 0}
-    seen = []
+    given = []
 
     def fake_gpu_times(live, device, count, profiled_already=None):
-        assert not profiled_already
-        seen.append({n: calls[n] for n in live})  # what each model had run before its profiled calls
-        for _ in range(count):
-            for call in live.values():
+        given.append({n: len(m) for n, m in profiled_already.items()})
+        for name, call in live.items():  # what is missing of the count's first two calls
+            for _ in range(2 - len(profiled_already.get(name, []))):
                 call()
-        return {n: GpuTime((1.0,) * count, (5,) * count) for n in live}
+        return {n: GpuTime((1.0, 1.0), (5, 5)) for n in live}
 
     monkeypatch.setattr(variants, "gpu_times", fake_gpu_times)
     plan = TimingPlan(warmup=1, num_batches=4, min_batches=1, budget_ms=None, gpu_calls=3)
     out = measure(LOOP, {n: counting(calls, n) for n in calls}, CPU, plan, known_kernels={"a": ""})
-    assert seen == [{"a": 1, "b": 1}]  # after every model's observed call, before any timed one
-    assert calls == {"a": 8, "b": 8}  # 1 observed + 3 profiled + 4 timed: nothing else
+    (session,) = _FakeSession.sessions
+    assert session.calls == ["a", "a", "b"] and session.pauses == 1 and not session.open
+    assert given == [{"a": 2, "b": 1}]
+    assert calls == {"a": 6, "b": 7}  # 1 observed + 1 refill (+ b's own profiled call) + 4 timed
+    assert [out[n].kernels for n in calls] == ["", "sdpa_fake_attention"]
     assert all(o.gpu.median == 1.0 and o.gpu_note == "" for o in out.values())
 
     def broken(live, device, count, profiled_already=None):
@@ -84,7 +94,7 @@ def test_on_a_refilling_device_the_gpu_times_calls_refill_the_pool_and_no_model_
     monkeypatch.setattr(variants, "gpu_times", broken)
     calls.update(a=0, b=0)
     out = measure(LOOP, {n: counting(calls, n) for n in calls}, CPU, plan, known_kernels={"a": ""})
-    assert calls == {"a": 6, "b": 6}  # 1 observed + 1 refill + 4 timed
+    assert calls == {"a": 7, "b": 7}  # 1 observed + the session's refill + the single refill + 4 timed
     assert all(o.gpu is None and o.gpu_note == "GPU time unavailable: RuntimeError: no markers" for o in out.values())
 
 
@@ -97,22 +107,29 @@ class _FakeSession:
     def __init__(self, device):
         self.calls: list[str] = []
         self.open = True
+        self.running = False  # a profiler is recording (between a call and a pause)
+        self.pauses = 0
         _FakeSession.sessions.append(self)
 
     def call(self, name, fn):
         assert self.open
+        self.running = True
         self.calls.append(name)
         return fn()
 
+    def pause(self):
+        self.running = False
+        self.pauses += 1
+
     def close(self):
-        self.open = False
+        self.open = self.running = False
         found: dict[str, list[tuple[float, int]]] = {}
         for name in self.calls:
             found.setdefault(name, []).append((1.0, 5))
         return found
 
     def discard(self):
-        self.open = False
+        self.open = self.running = False
 
 
 def test_where_every_models_kernels_are_known_its_observed_and_refill_calls_are_its_profiled_calls(monkeypatch):
