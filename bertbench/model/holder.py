@@ -164,8 +164,8 @@ def reference_logits(task: str, reference: LoadedModel, batch: Batch) -> Call:
     mask passed, every real token's attention masks the cut columns out (exactly: the mask's
     exp underflows to 0), so no real token's logit changes. The cut columns' logits are zeros,
     and parity compares real tokens only (heads.per_token). Nothing compares the loss. The
-    float32 forward is the most expensive untimed call of a point: at pad 0.5 the cut halves
-    it. Without the mask (--no-use-mask, or nothing padded) the whole batch runs."""
+    float32 forward is the most expensive untimed call of a point: at pad 0.5 the cut takes
+    about half of it off. Without the mask (--no-use-mask, or nothing padded) the whole batch runs."""
     width = batch.input_ids.shape[1]
     longest = int(batch.lengths.max()) if batch.mask_passed else width
     inputs = {"input_ids": batch.input_ids[:, :longest]}
