@@ -103,17 +103,20 @@ def replays(config: RunConfig) -> Iterator[tuple[str, Callable[[], object] | str
     device = config.torch_device
     (task,), (point,) = config.tasks, config.points
     models = TaskModels(task, config, reference=False)
-    inputs = models.inputs(point, list(config.implementations))
-    for key, ready in inputs.graph_ready.items():
-        name = config.baseline if key == BASELINE else key
-        try:
-            replay = capture_graph(ready, device).graph.replay
-        except Exception as e:
-            yield name, one_line(e)
-            continue
-        for _ in range(5):
-            replay()
-        yield name, replay
+    try:
+        inputs = models.inputs(point, list(config.implementations))
+        for key, ready in inputs.graph_ready.items():
+            name = config.baseline if key == BASELINE else key
+            try:
+                replay = capture_graph(ready, device).graph.replay
+            except Exception as e:
+                yield name, one_line(e)
+                continue
+            for _ in range(5):
+                replay()
+            yield name, replay
+    finally:  # the models' memory back once the caller is done with the replays, or stops early
+        models.close()
 
 
 def main(argv: list[str]) -> int:

@@ -305,7 +305,8 @@ def test_gpu_time_agrees_with_the_graph_replay_at_the_same_clock(tmp_path):
                 assert abs(figures.events_after_idle / figures.kernels_idle_launched - 1) < 0.05
                 assert abs(figures.events_back_to_back / figures.kernels_back_to_back - 1) < 0.05
     finally:
-        watch.close()
+        if watch is not None:  # no NVML: the clocks read NaN, the assertions stand
+            watch.close()
 
 
 def test_two_fresh_processes_agree_on_the_gpu_time(tmp_path):
