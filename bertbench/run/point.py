@@ -31,7 +31,8 @@ class Parity:
     max_abs_err: float | None  # against the baseline (None for the baseline itself)
     rel_err: float | None  # relative L2 against the baseline
     ref_err: float | None  # relative L2 against the float32 reference (None: no reference)
-    values: int = 0  # how many numbers were compared (measure.compared_values)
+    values: int = 0  # how many numbers ref_err compared (measure.compared_values), else rel_err
+    rel_err_reference_rows: float | None = None  # rel_err on the rows the reference ran on, where fewer than all
 
 
 @dataclass
@@ -160,5 +161,10 @@ def _parity(logits, baseline, exact, real: torch.Tensor | None, key: str, packed
     max_abs = rel = None
     if baseline is not None and key != BASELINE:
         max_abs, rel = agreement(logits, baseline, real)
-    ref_err = agreement(logits, exact, real)[1] if exact is not None else None
-    return Parity(max_abs, rel, ref_err, compared_values(logits, real))
+    if exact is None:
+        return Parity(max_abs, rel, None, compared_values(logits, real))
+    rows = exact[0].shape[0]  # the reference ran on the batch's first rows (holder.reference_rows)
+    sampled = rows < logits[0].shape[0]
+    logits, real = [t[:rows] for t in logits], None if real is None else real[:rows]
+    rel_sampled = agreement(logits, [t[:rows] for t in baseline], real)[1] if sampled and rel is not None else None
+    return Parity(max_abs, rel, agreement(logits, exact, real)[1], compared_values(logits, real), rel_sampled)

@@ -140,7 +140,10 @@ class Row:
     attention_kernels_compiled: str | None = col("fused attention operators of the compiled call")
     max_abs_err: float | None = col("max absolute error of the task logits against the baseline, on real tokens")
     rel_err: float | None = col("relative L2 error of the task logits against the baseline, on real tokens")
-    ref_err: float | None = col("relative L2 error against the baseline run in float32 on the same weights and batch")
+    ref_err: float | None = col(
+        "relative L2 error against the baseline run in float32 on the same weights, over the batch's first "
+        "sequences (at least 16, or as many as fill 8192 token positions)"
+    )
     ref_err_baseline: float | None = col(
         "the baseline's own ref_err; mismatch when ref_err > max(2 x ref_err_baseline, a floor per dtype)"
     )

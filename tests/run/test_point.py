@@ -47,6 +47,47 @@ def test_a_wrong_implementation_is_caught_on_two_logits_too(tiny_config, wrong_s
     assert all("over 2 values" in r.detail for r in rows if r.status == "mismatch")
 
 
+def wrong_after_two_rows(module, query, key, value, attention_mask, **kwargs):
+    """SDPA whose output lanes are shifted on every sequence but the batch's first two."""
+    output, weights = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    return torch.cat([output[:2], output[2:].roll(1, dims=-1)]), weights
+
+
+@pytest.fixture
+def reference_on_two_rows(monkeypatch):
+    from bertbench.model import holder
+
+    monkeypatch.setattr(holder, "REFERENCE_ROWS", 2)
+    monkeypatch.setattr(holder, "REFERENCE_POSITIONS", 1)
+
+
+@pytest.mark.parametrize("task", ["qa", "classification"])
+def test_a_reference_on_the_first_rows_holds_their_values_and_the_other_rows_to_the_baseline(
+    tiny_config, monkeypatch, reference_on_two_rows, task
+):
+    """A kernel wrong only beyond the rows the float32 reference ran on is a mismatch too, a right
+    one stays ok, and the floor counts the values the reference compared."""
+    AttentionInterface.register("wrong_after_two_rows_for_test", wrong_after_two_rows)
+    real = models.hf_implementation
+    monkeypatch.setattr(
+        models, "hf_implementation", lambda n: "wrong_after_two_rows_for_test" if n == "sdpa-math" else real(n)
+    )
+    grid = "--sweep --batch-sizes 6 --seqlens 32 --pad-fractions 0 0.5"
+    rows = sweep.run(tiny_config(f"--task {task} --dtype bf16 --optimization sdpa sdpa-math {grid}"), progress=False)
+    assert [r.status for r in rows] == ["ok", "mismatch"] * 2, [r.detail for r in rows]
+    for wrong in rows[1::2]:  # its first two rows are right: only the rest gives it away
+        assert "against the baseline over the whole batch" in wrong.detail
+        assert "against the float32 reference" not in wrong.detail
+    if task == "classification":  # 2 logits on each of the reference's 2 rows
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(models, "hf_implementation", lambda n: "perturbed_for_test" if n == "sdpa-math" else real(n))
+            AttentionInterface.register("perturbed_for_test", perturbed_attention)
+            grid = "--sweep --batch-sizes 6 --seqlens 32 --pad-fractions 0.5"
+            cfg = tiny_config(f"--task classification --dtype bf16 --optimization sdpa-math {grid}")
+            (row,) = sweep.run(cfg, progress=False)
+        assert row.status == "mismatch" and "over 4 values" in row.detail, row.detail
+
+
 @pytest.mark.parametrize("size", ["tiny", "mini"])
 def test_rounding_in_bf16_is_never_a_mismatch(tiny_config, size):
     """eager, sdpa and sdpa-math compute the same arithmetic as the bf16 baseline: each is as far
