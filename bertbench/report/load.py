@@ -81,8 +81,8 @@ def load_results(results_dir: Path) -> list[TaskData]:
         raise PlotError(f"{results_dir}: no <task>.csv or <task>.jsonl files to plot")
     data = [_task_data(path) for path in paths]
     manifests = read_manifests(results_dir)
-    for d in data:
-        ids = set(d.rows["run_id"].dropna().astype(str))
+    for d in data:  # the runs of every row the report names: drawn, or not drawn with its status
+        ids = set(pd.concat([d.rows, d.skipped])["run_id"].dropna().astype(str))
         d.manifests = [m for m in manifests if str(m.get("run_id")) in ids]
     return data
 

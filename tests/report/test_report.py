@@ -157,6 +157,20 @@ def test_train_and_inference_are_regimes_of_their_own_and_the_environment_comes_
     assert "no run manifests" in source and ["torch", "2.11.0+cu130"] in env and ["device", SETUP["device"][:-9]] in env
 
 
+def test_the_environment_counts_the_run_of_a_row_not_drawn_too(tmp_path):
+    """An unavailable row of another run is named in the report, so its run's manifest counts."""
+    other = "20261126T100000Z-def456"
+    missing = Row(**{**row("flash_attention_2", 1, 128, 0.0, 1.0, 1.0, 0.02, 0.0).__dict__, "run_id": other})
+    missing.status, missing.detail = "unavailable", "flash-attn is not installed"
+    results = write(tmp_path, [*known_rows(), missing])
+    (results / "runs").mkdir()
+    for run_id in (SETUP["run_id"], other):
+        (results / "runs" / f"{run_id}.json").write_text(json.dumps({"run_id": run_id, "environment": {}}))
+    (data,) = load_results(results)
+    source, env = report.environment([data])
+    assert "2 run manifest(s)" in source and ["run", f"{SETUP['run_id']}, {other}"] in env
+
+
 def test_where_rows_have_gpu_time_the_kernels_answer_leads_and_the_latency_stands_beside(tmp_path):
     """Host-bound rows: the latency ranks sdpa first, the kernels rank flash_attention_2 first (as at
     64 x 512 pad 0.5 on the H200). The report says both, the GPU time first, each with what it answers;
