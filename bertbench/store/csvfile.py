@@ -207,6 +207,8 @@ def scan(path: Path) -> Scan:
 def check_appendable(path: Path) -> bool:
     """False where path is absent; True where it is a regular file this process may read and
     append to (opening it changes nothing); ResultsError, saying why, otherwise."""
+    if why := dangling(path):
+        raise ResultsError(why)
     if not path.exists():
         return False
     if not path.is_file():
@@ -257,6 +259,14 @@ def locked(path: Path, flags: int, shared: bool = False) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def dangling(path: Path) -> str:
+    """Why path cannot be created or appended to because it is a symbolic link to nothing, else ""
+    (creating the file would fail as the link exists, and opening it as its target does not)."""
+    if path.is_symlink() and not path.exists():
+        return f"{path}: a symbolic link to {os.readlink(path)}, which does not exist; it is left untouched"
+    return ""
 
 
 def temp_beside(path: Path, purpose: str) -> Path:

@@ -28,3 +28,17 @@ def test_a_folder_or_an_unwritable_file_is_refused_with_the_reason(tmp_path):
         pytest.skip("this user may write a read-only file")
     with pytest.raises(csvfile.ResultsError, match="cannot open it for reading and appending"):
         csvfile.check_appendable(path)
+
+
+def test_a_dangling_link_is_refused_where_it_would_be_created_or_appended_to(tmp_path):
+    """Creating the file fails as the link exists, opening it as its target does not: a run once
+    went round that loop for ever."""
+    from bertbench.store import results
+
+    link = tmp_path / "qa.csv"
+    link.symlink_to(tmp_path / "gone.csv")
+    with pytest.raises(csvfile.ResultsError, match=r"a symbolic link to .*gone\.csv, which does not exist"):
+        csvfile.check_appendable(link)
+    with pytest.raises(csvfile.ResultsError, match="which does not exist"):
+        results.prepare(link, create=True)
+    assert link.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["qa.csv"]

@@ -95,9 +95,13 @@ def assert_whole(path: Path) -> list[dict[str, str]]:
 def test_the_reproductions_are_one_line_and_exit_2(tmp_path):
     taken = tmp_path / "taken"
     (taken / "qa.csv").mkdir(parents=True)
+    linked = tmp_path / "linked"  # a dangling link as the CSV: once a run looped on it, never ending
+    linked.mkdir()
+    (linked / "qa.csv").symlink_to(tmp_path / "nowhere.csv")
     cases = [
         (["--task", "qa", "--output-dir", "/sys/kernel"], "--output-dir /sys/kernel: cannot create files in"),
         (["--task", "qa", "--output-dir", str(taken)], f"{taken / 'qa.csv'}: not a regular file"),
+        (["--task", "qa", "--output-dir", str(linked)], f"{linked / 'qa.csv'}: a symbolic link to "),
         (
             ["--model", "google-bert/bert-base-uncased", "--output-dir", str(tmp_path / "new")],
             "--model google-bert/bert-base-uncased: cannot load a BERT-family config (",
@@ -120,6 +124,7 @@ def test_the_reproductions_are_one_line_and_exit_2(tmp_path):
         code, _, err = finish(proc)
         assert code == 2 and err.count("\n") == 1 and err.startswith(PROG + message), err
     assert not (tmp_path / "new").exists()  # nothing was created for a run that never started
+    assert [p.name for p in linked.iterdir()] == ["qa.csv"] and (linked / "qa.csv").is_symlink()
 
 
 @needs_proc
