@@ -203,11 +203,15 @@ def test_a_csv_that_is_not_ours_is_refused_and_left_alone(runs, tmp_path, capsys
         (["{a}", "{b}", "--threshold", "abc"], "argument --threshold: invalid float value: 'abc'"),
         (["{a}", "{b}", "--out", "{a}/qa.csv"], "is a file, not a folder"),
         (["{a}/binary.csv", "{b}"], "cannot read it"),
+        (["{tmp}/blank.csv", "{b}"], "blank.csv: no result rows in it"),
+        (["{tmp}/blank.jsonl", "{b}"], "blank.jsonl: no result rows in it"),
         (["{a}"], "the following arguments are required: B"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys, args, message):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "blank.csv").write_bytes(b"")
+    (tmp_path / "blank.jsonl").write_bytes(b"")
     (runs[0] / "binary.csv").write_bytes(b"\xff\xfe\x00\x81 not text")
     (runs[0] / "lines.jsonl").write_text("task,latency_ms\nqa,1.0\n")  # a CSV by another name
     record = json.loads((runs[0] / "qa.jsonl").read_text().splitlines()[0])

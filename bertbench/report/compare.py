@@ -153,7 +153,10 @@ def read_all(path: Path) -> list[Row]:
         files = result_files(path)
         if not files:
             raise CompareError(f"{path}: no *.csv or *.jsonl files in this folder")
-    return list(itertools.chain.from_iterable(map(read_csv, files)))
+    rows = list(itertools.chain.from_iterable(map(read_csv, files)))
+    if not rows:
+        raise CompareError(f"{path}: no result rows in it")
+    return rows
 
 
 def read_csv(path: Path) -> list[Row]:
