@@ -5,12 +5,17 @@ python plot.py [--results-dir results] [--plots-dir plots] [--format png svg] [-
 
 import sys
 
-from bertbench import plot_cli
+from bertbench.store import signals
+
+PROG = "plot.py"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return plot_cli.main(argv, prog="plot.py")
+    from bertbench import plot_cli
+
+    return plot_cli.main(argv, prog=PROG)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    signals.install()  # before pandas and matplotlib load: Ctrl-C or SIGTERM at any moment is one line
+    sys.exit(signals.guard(main, PROG))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bertbench.report.compare import CompareError, compare, describe, joined_columns, keyed, read_all, render
+from bertbench.report.files import write_text
 
 SHOWN = 20  # --fail-above lists this many points, then a count
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None, prog: str = "bertbench compare") -> int:
         print(report, end="")
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "compare.md").write_text(report)
+            write_text(args.out / "compare.md", report)
             from bertbench.report.compare_chart import write_chart  # matplotlib: only when drawn
 
             write_chart(result, args.out / "compare.png", f"A: {args.a}   B: {args.b}")

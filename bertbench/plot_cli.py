@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bertbench.report.load import PlotError, load_results, no_charts_reason, result_files, summary
+from bertbench.store import signals
 
 DEFAULT_FORMATS = ("png", "svg")
 
@@ -62,7 +63,18 @@ def _report(data: list, args: argparse.Namespace, written: list[Path], formats: 
 
 
 def main(argv: list[str] | None = None, prog: str = "bertbench-plot") -> int:
-    """The `bertbench-plot` command; plot.py calls it as prog "plot.py"."""
+    """The `bertbench-plot` command; plot.py calls it as prog "plot.py". Ctrl-C or SIGTERM: one
+    line and 130 / 143; every chart and report is written whole (report.files) or not at all."""
+    with signals.handled():
+        try:
+            return _main(argv, prog)
+        except KeyboardInterrupt as e:
+            print(f"{prog}: error: {signals.describe(e)}", file=sys.stderr)
+            return signals.exit_code(e)
+
+
+def _main(argv: list[str] | None, prog: str) -> int:
+    """The charts and the report."""
     try:
         args = parse_args(argv, prog)
         if args.plots_dir.exists() and not args.plots_dir.is_dir():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bertbench.report.files import save_figure
 from bertbench.spec.catalog import TASKS
 from bertbench.spec.figures import baseline_label
 from bertbench.store.capacity_file import read_rows as read_rows  # re-exported: what the chart draws
@@ -67,7 +68,7 @@ def write_chart(results_dir: Path, plots_dir: Path, formats: tuple[str, ...] = (
     paths = []
     for fmt in formats:
         paths.append(folder / f"capacity.{fmt}")
-        g.figure.savefig(paths[-1], dpi=120)
+        save_figure(g.figure, paths[-1], dpi=120)
     plt.close(g.figure)
     return paths
 

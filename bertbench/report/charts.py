@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
+from bertbench.report.files import save_figure
 from bertbench.report.load import TaskData
 
 matplotlib.use("Agg")  # headless: files only
@@ -172,12 +174,18 @@ def plot_all(data: list[TaskData], plots_dir: Path, formats: tuple[str, ...] = (
     workers = min(len(jobs), MAX_WORKERS or os.cpu_count() or 1)
     if workers >= 2:
         try:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_leave_sigint_to_parent) as pool:
                 drawn = [pool.submit(_plot_task, d, out, formats, styles) for d, out in jobs]
                 return [path for future in drawn for path in future.result()]
         except BrokenProcessPool:  # a worker could not start (a caller's script without a __main__ guard)
             pass  # drawn here instead
     return [path for d, out in jobs for path in _plot_task(d, out, formats, styles)]
+
+
+def _leave_sigint_to_parent() -> None:
+    """A worker ignores Ctrl-C (sent to the whole process group): the parent says it in one line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _plot_task(d: TaskData, out: Path, formats: tuple[str, ...], styles: dict[str, Style]) -> list[Path]:
@@ -203,7 +211,7 @@ def plot_task(d: TaskData, out: Path, formats: tuple[str, ...], styles: dict[str
 def _save(fig, stem: Path, formats: tuple[str, ...]) -> list[Path]:
     paths = [stem.with_suffix(f".{fmt}") for fmt in formats]
     for path in paths:
-        fig.savefig(path, bbox_inches="tight", dpi=DPI, metadata={"Date": None} if path.suffix == ".svg" else None)
+        save_figure(fig, path, bbox_inches="tight", dpi=DPI, metadata={"Date": None} if path.suffix == ".svg" else None)
     plt.close(fig)
     return paths
 

@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 
 from bertbench.report.compare import VERDICTS, Comparison, geomean
+from bertbench.report.files import save_figure
 
 
 def write_chart(result: Comparison, path: Path, title: str) -> None:
@@ -48,5 +49,5 @@ def write_chart(result: Comparison, path: Path, title: str) -> None:
     fig.legend(handles=handles, loc="upper right", ncol=5, frameon=False, fontsize=8)
     fig.suptitle(title, fontsize=10, x=0.01, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bertbench.report.files import save_figure
 from bertbench.spec.figures import MEASURED, baseline_label
 from bertbench.store.dataset_file import latest_run, read_rows
 
@@ -49,6 +50,6 @@ def write_chart(results_dir: Path, plots_dir: Path, formats: tuple[str, ...] = (
     paths = []
     for fmt in formats:
         paths.append(folder / f"{FOLDER}.{fmt}")
-        g.figure.savefig(paths[-1], dpi=120, bbox_inches="tight")
+        save_figure(g.figure, paths[-1], dpi=120, bbox_inches="tight")
     plt.close(g.figure)
     return paths

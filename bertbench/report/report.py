@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bertbench.report.files import write_text
 from bertbench.report.load import TaskData
 from bertbench.report.standings import MEM_MARGIN_PCT, Finding, Margin, findings, headlines
 from bertbench.spec.catalog import preset_name
@@ -196,6 +197,6 @@ def write(data: list[TaskData], plots_dir: Path, written: list[Path], results_di
 
     blocks += dataset_section.blocks(results_dir, charts.get(dataset_section.FOLDER, []))
     md, page = plots_dir / "report.md", plots_dir / "report.html"
-    md.write_text(to_markdown(blocks))
-    page.write_text(to_html(blocks, plots_dir, title))
+    write_text(md, to_markdown(blocks))
+    write_text(page, to_html(blocks, plots_dir, title))
     return [md, page]

@@ -345,3 +345,53 @@ def test_every_series_of_a_run_has_its_own_colour_up_to_eleven():
     assert len({styles[n].color for n in names}) == len(names)
     assert charts.BASELINE_COLOR not in {styles[n].color for n in names}
     assert styles["eager (baseline)"].color == charts.BASELINE_COLOR
+
+
+def test_a_chart_is_written_whole_or_not_at_all(tmp_path):
+    """save_figure renders first and renames the whole file over the old one: a render cut short
+    (Ctrl-C amid savefig once left an SVG without its end) leaves the old chart and no litter."""
+    import matplotlib.pyplot as plt
+
+    from bertbench.report.files import save_figure
+
+    path = tmp_path / "chart.svg"
+    fig = plt.figure()
+    save_figure(fig, path)
+    before = path.read_bytes()
+    assert before.rstrip().endswith(b"</svg>")
+
+    def cut_short(target, **kwargs):
+        target.write(b"<?xml half")
+        raise KeyboardInterrupt
+
+    fig.savefig = cut_short
+    with pytest.raises(KeyboardInterrupt):
+        save_figure(fig, path)
+    plt.close(fig)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["chart.svg"]
+
+
+def test_plot_py_interrupted_is_one_line_and_130_and_every_chart_is_whole(results_dir, tmp_path):
+    import os
+    import signal
+    import time
+
+    plots = tmp_path / "plots"
+    proc = subprocess.Popen(
+        [sys.executable, "plot.py", "--results-dir", str(results_dir), "--plots-dir", str(plots), "--format", "svg"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not list(plots.glob("*/*.svg")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("plot.py finished before the signal came")
+    assert proc.returncode == 130 and err == "plot.py: error: interrupted by SIGINT\n", err
+    for svg in plots.rglob("*.svg"):
+        assert svg.read_bytes().rstrip().endswith(b"</svg>"), svg
+    assert not [p for p in plots.rglob(".*") if p.is_file()]  # no temporary file left behind
