@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bertbench.spec.figures import OLD_KEY_DEFAULTS
-from bertbench.spec.schema import COLUMNS
+from bertbench.spec.schema import COLUMNS, SCHEMA_VERSION
 
 try:
     import fcntl
@@ -69,6 +69,11 @@ class Unreadable(HeaderMismatch):
 
 class DamagedFile(ResultsError):
     """Damaged rows the file cannot be repaired from safely."""
+
+
+class UnknownRowVersion(ResultsError):
+    """A row whose schema_version this bertbench does not know (a newer one's, or not a version):
+    the file is refused and never touched, as records.UnknownVersion refuses such a record."""
 
 
 def encode(fields) -> bytes:
@@ -156,6 +161,7 @@ def parse(path: Path, data: bytes) -> Scan:
         else:
             rows.append(row)
             end = consumed[0]
+    _check_versions(path, header, rows)
     scan = Scan(path, tuple(header), rows, end, len(data))
     if scan.damaged:
         scan.tail_line = data.count(b"\n", 0, end) + 1
@@ -166,6 +172,23 @@ def parse(path: Path, data: bytes) -> Scan:
                 "not a crash's cut tail, so the file is neither read nor appended to"
             )
     return scan
+
+
+def _check_versions(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    """Every row's schema_version empty (rows migrated from before the column) or 1 to SCHEMA_VERSION."""
+    if "schema_version" not in header:
+        return
+    column = header.index("schema_version")
+    for number, row in enumerate(rows, 1):
+        value = row[column]
+        if value and not (value.isdigit() and 1 <= int(value) <= SCHEMA_VERSION):
+            newer = value.isdigit() and int(value) > SCHEMA_VERSION
+            raise UnknownRowVersion(
+                f"{path} row {number}: schema version {value!r} is unknown to this bertbench, which reads 1 to "
+                f"{SCHEMA_VERSION}"
+                + ("; a newer bertbench wrote it: upgrade to read it" if newer else "")
+                + "; the file is left untouched"
+            )
 
 
 def _ends_line(data: bytes, offset: int) -> bool:

@@ -316,3 +316,39 @@ def test_a_file_of_an_older_schema_takes_appended_rows_and_still_plots(tmp_path)
     assert all(after[i]["host_bound"] == "" for i in range(len(before)))  # the new columns empty
     (data,) = load_results(tmp_path)  # and still loads, the appended row's setup beside the old ones
     assert len(data.rows) + data.other_setups + len(data.skipped) == len(after)
+
+
+@pytest.mark.parametrize("version", ["99", "abc", "0", "-1"])
+def test_a_row_of_an_unknown_schema_version_is_refused_by_every_reader_and_writer(tmp_path, version):
+    """A CSV row claiming another version was once appended to, and its .jsonl rewritten with that
+    version, which then refused every later run: now the file is refused first, left as it is."""
+    from bertbench import plot_cli
+    from bertbench.compare import main as compare
+    from bertbench.store.csvfile import UnknownRowVersion
+
+    results = ResultsFile(tmp_path / "qa.csv")
+    results.append_many([row(), row(batch_size="2")])
+    results.close()
+    path = tmp_path / "qa.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    column = COLUMNS.index("schema_version")
+    cells = next(csv.reader([lines[2]]))
+    cells[column] = version
+    path.write_bytes(b"".join(x.encode() for x in lines[:2]) + csv_line(cells))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for attempt in (load_rows, ResultsFile, lambda p: finished_keys(p.parent, "qa")):
+        with pytest.raises(UnknownRowVersion, match=f"qa.csv row 2: schema version '{version}' is unknown"):
+            attempt(path)
+    assert plot_cli.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "p")]) == 2
+    assert compare([str(path), str(path)]) == 2
+    argv = ["benchmark_bert.py", "--no-use-cuda", "--model-size", "tiny", "--task", "qa", "--output-dir", str(tmp_path)]
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, *argv], cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "is unknown to this bertbench" in run.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "p"} == before
+
+
+def csv_line(cells: list[str]) -> bytes:
+    from bertbench.store.csvfile import encode
+
+    return encode(cells)
