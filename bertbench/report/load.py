@@ -123,8 +123,8 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     for column in COLUMNS:
         kind = COLUMN_TYPES[column]
         raw = (frame[column] if column in frame else pd.Series(np.nan, index=frame.index)).astype(object)
-        if kind in ("float", "int"):
-            out[column] = pd.to_numeric(raw, errors="coerce").astype(float)
+        if kind in ("float", "int"):  # a number a run cannot write (inf: a hand-edited file) is no number
+            out[column] = pd.to_numeric(raw, errors="coerce").astype(float).replace([np.inf, -np.inf], np.nan)
             continue
         if kind == "bool":
             raw = raw.map(lambda v: v if isinstance(v, bool) else BOOLS.get(str(v).strip(), np.nan)).astype(object)

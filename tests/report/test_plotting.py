@@ -395,3 +395,20 @@ def test_plot_py_interrupted_is_one_line_and_130_and_every_chart_is_whole(result
     for svg in plots.rglob("*.svg"):
         assert svg.read_bytes().rstrip().endswith(b"</svg>"), svg
     assert not [p for p in plots.rglob(".*") if p.is_file()]  # no temporary file left behind
+
+
+def test_an_infinite_figure_in_a_hand_edited_file_is_no_figure_not_a_crash(results_dir, tmp_path):
+    """latency_ms=inf once ended plot.py in an OverflowError traceback (standings' spans)."""
+    edited = tmp_path / "results"
+    shutil.copytree(results_dir, edited)
+    frame = pd.read_csv(edited / "qa.csv", dtype=str, keep_default_na=False)
+    first = frame.index[frame["status"] == "ok"][0]
+    frame.loc[first, "latency_ms"] = "inf"
+    from bertbench.store.csvfile import encode
+
+    rows = [encode(list(frame.columns)), *(encode(list(r)) for r in frame.itertuples(index=False))]
+    (edited / "qa.csv").write_bytes(b"".join(rows))  # as a run writes them
+    (edited / "qa.jsonl").unlink()
+    (data,) = [d for d in load_results(edited) if d.task == "qa"]
+    assert len(data.rows) and data.rows["latency_ms"].notna().all()  # the row with none is not drawn
+    assert plot.main(["--results-dir", str(edited), "--plots-dir", str(tmp_path / "plots"), "--format", "png"]) == 0
