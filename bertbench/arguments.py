@@ -290,6 +290,9 @@ def _lengths_file(path: Path, model_path: str | None):
         raise UsageError(str(e)) from None
 
 
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
 def _check_model(name: str) -> tuple[str, int]:
     """The checkpoint's family (spec.catalog.FAMILIES) and usable positions (RoBERTa's less its
     pad offset). A name that looks like a path must be a directory; any other name is a Hub id,
@@ -312,6 +315,14 @@ def _check_model(name: str) -> tuple[str, int]:
     except Exception as e:  # any failure to read it is the user's input, not a crash
         raise UsageError(f"--model {name}: cannot load a BERT-family config ({_first_line(e)})") from None
     family = family_of(config).spec  # load_config refused any other
+    hidden, heads = getattr(config, "hidden_size", None), getattr(config, "num_attention_heads", None)
+    if not (isinstance(hidden, int) and isinstance(heads, int) and 0 < heads <= hidden and hidden % heads == 0):
+        raise UsageError(
+            f"--model {name}: its config's hidden_size {hidden!r} is not a positive multiple of "
+            f"num_attention_heads {heads!r}"
+        )
+    if looks_local and not any(os.path.exists(os.path.join(name, f)) for f in WEIGHTS):
+        raise UsageError(f"--model {name}: no weights in it ({', '.join(WEIGHTS[::2])} or their index)")
     positions = getattr(config, "max_position_embeddings", None)
     offset = (config.pad_token_id or 0) + 1 if family.positions_after_pad else 0
     if not isinstance(positions, int) or positions - offset < 1:

@@ -106,6 +106,30 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({}, "no weights in it (model.safetensors, pytorch_model.bin or their index)"),
+        ({"hidden_size": 128, "num_attention_heads": 3}, "hidden_size 128 is not a positive multiple of"),
+    ],
+)
+def test_a_checkpoint_folder_without_weights_or_with_impossible_shapes_is_refused_before_any_row(
+    config, message, tmp_path, capsys
+):
+    """Both once wrote an error row and exited 1 (an adversarial pass): now one line, exit 2, no file."""
+    from transformers import BertConfig
+
+    folder = tmp_path / "checkpoint"
+    BertConfig(**{"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128, **config}).save_pretrained(
+        folder
+    )
+    with pytest.raises(SystemExit) as done:
+        benchmark_bert.main(["--no-use-cuda", "--model", str(folder), "--output-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("argv, message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_bad_input_is_one_line_and_exit_code_2(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -381,9 +405,11 @@ def test_each_family_preset_runs_every_head_through_the_command_line(family, tmp
 
 @pytest.mark.parametrize("family", ["roberta", "modernbert"])
 def test_a_local_checkpoint_of_a_family_is_read_with_its_positions(family, tmp_path):
+    from transformers import AutoModel
+
     from bertbench.model.families import preset_config
 
-    preset_config(f"{family}-tiny").save_pretrained(tmp_path / "checkpoint")
+    AutoModel.from_config(preset_config(f"{family}-tiny")).save_pretrained(tmp_path / "checkpoint")
     config = parse_args(["--no-use-cuda", "--model", str(tmp_path / "checkpoint"), "--output-dir", str(tmp_path)])
     assert config.model_family == family and config.model_name == str(tmp_path / "checkpoint")
     too_long = {"roberta": "513", "modernbert": "8193"}[family]  # 514 less RoBERTa's pad offset; ModernBERT's 8192
