@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "bertbench") -> RunCon
         raise UsageError(f"unknown attention implementation {unknown[0]!r}; choose from {', '.join(registry.names())}")
     if args.dtype is not None and args.use_half is not None and (args.dtype == "fp16") != args.use_half:
         raise UsageError(f"--dtype {args.dtype} contradicts --{'' if args.use_half else 'no-'}use-half")
+    if args.min_batches is not None and args.num_batches is not None and args.min_batches > args.num_batches:
+        raise UsageError(f"--min-batches {args.min_batches} is more than --num-batches {args.num_batches}")
     grid_flags = [f for f in ("batch_sizes", "seqlens", "pad_fractions") if getattr(args, f) is not None]
     if grid_flags and not args.sweep:
         raise UsageError(f"--{grid_flags[0].replace('_', '-')} only applies with --sweep")

@@ -198,8 +198,8 @@ def build_parser(prog: str = "bertbench") -> argparse.ArgumentParser:
         "--warmup",
         type=whole,
         default=None,
-        help="untimed batches before timing, at least one: the last also reads peak memory, kernels and output "
-        "(default 1)",
+        help="untimed batches before timing (default 1); with 0 one is still made, as the last always is: it "
+        "reads peak memory, kernels and output",
     )
     how.add_argument(
         "--use-cuda", action=argparse.BooleanOptionalAction, default=None, help="default: a GPU when present"

@@ -85,6 +85,7 @@ BAD_INPUTS = {
     "zero in sweep": (["--sweep", "--batch-sizes", "4", "0"], "--batch-sizes must lie in [1, 1048576], got 0"),
     "pad of one": (["--sweep", "--pad-fractions", "1"], "--pad-fractions must lie in [0, 1)"),
     "grid without sweep": (["--seqlens", "64"], "only applies with --sweep"),
+    "fewest above most": (["--min-batches", "5", "--num-batches", "2"], "--min-batches 5 is more than --num-batches 2"),
     "unknown task": (["--task", "summarize"], "invalid choice"),
     "unknown implementation": (["--optimization", "flash_attention_9"], "unknown attention implementation"),
     "unknown baseline": (["--baseline", "fast"], "unknown attention implementation"),
