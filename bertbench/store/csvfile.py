@@ -298,8 +298,11 @@ def temp_beside(path: Path, purpose: str) -> Path:
 
 
 def write_new(path: Path, data: bytes) -> None:
-    """Create path holding data; FileExistsError if it exists. Written whole to a temporary
-    file first, then hard-linked into place, so no one ever sees it half written."""
+    """Create path holding data; FileExistsError if it exists, ResultsError if it is a dangling
+    link (which a caller waiting for the file to appear would wait on for ever). Written whole to
+    a temporary file first, then hard-linked into place, so no one ever sees it half written."""
+    if why := dangling(path):
+        raise ResultsError(why)
     temp = temp_beside(path, "new")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

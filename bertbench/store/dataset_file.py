@@ -73,8 +73,6 @@ def append(path: Path, rows: list[DatasetRow]) -> None:
     if not rows:
         return
     data = b"".join(csvfile.encode([row.as_csv()[c] for c in DATASET_COLUMNS]) for row in rows)
-    if why := csvfile.dangling(path):
-        raise ResultsError(why)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with signals.deferred():

@@ -120,8 +120,6 @@ def prepare(path: Path, notice: Notice = stderr_notice, create: bool = False) ->
     when only that is there, its damaged tail moved aside, an older layout migrated, its .jsonl
     brought in step. Not ours, or damaged inside: ResultsError."""
     record = records.record_path(path)
-    if why := csvfile.dangling(path):
-        raise ResultsError(why)
     while True:
         if not path.exists() and (create or (record is not None and record.exists())):
             rows = records.rows_for_csv(record) if record is not None else []
