@@ -71,9 +71,17 @@ class DamagedFile(ResultsError):
     """Damaged rows the file cannot be repaired from safely."""
 
 
-class UnknownRowVersion(ResultsError):
-    """A row whose schema_version this bertbench does not know (a newer one's, or not a version):
-    the file is refused and never touched, as records.UnknownVersion refuses such a record."""
+class UnknownVersion(ResultsError):
+    """A row or record whose schema_version this bertbench does not know (a newer one's, or not a
+    version): the file is refused and never touched."""
+
+    @classmethod
+    def of(cls, where: str, shown: str, highest: int, newer: bool, tail: str = "") -> UnknownVersion:
+        return cls(
+            f"{where}: schema version {shown} is unknown to this bertbench, which reads 1 to {highest}"
+            + ("; a newer bertbench wrote it: upgrade to read it" if newer else "")
+            + tail
+        )
 
 
 def encode(fields) -> bytes:
@@ -183,11 +191,8 @@ def _check_versions(path: Path, header: list[str], rows: list[list[str]]) -> Non
         value = row[column]
         if value and not (value.isdigit() and 1 <= int(value) <= SCHEMA_VERSION):
             newer = value.isdigit() and int(value) > SCHEMA_VERSION
-            raise UnknownRowVersion(
-                f"{path} row {number}: schema version {value!r} is unknown to this bertbench, which reads 1 to "
-                f"{SCHEMA_VERSION}"
-                + ("; a newer bertbench wrote it: upgrade to read it" if newer else "")
-                + "; the file is left untouched"
+            raise UnknownVersion.of(
+                f"{path} row {number}", repr(value), SCHEMA_VERSION, newer, "; the file is left untouched"
             )
 
 

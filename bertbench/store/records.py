@@ -30,7 +30,7 @@ from pathlib import Path
 from bertbench.spec.figures import OLD_KEY_DEFAULTS
 from bertbench.spec.schema import COLUMN_TYPES, COLUMNS, SCHEMA_VERSION, format_value
 from bertbench.store import csvfile
-from bertbench.store.csvfile import CONTRACT, DamagedFile, HeaderMismatch, ResultsError
+from bertbench.store.csvfile import CONTRACT, DamagedFile, HeaderMismatch, ResultsError, UnknownVersion
 
 SUFFIX = ".jsonl"
 KINDS = {"str": "text", "int": "an integer", "float": "a number", "bool": "true or false"}
@@ -51,10 +51,6 @@ class Layout:
 
 
 MAIN = Layout("record", COLUMNS, COLUMN_TYPES, SCHEMA_VERSION, CONTRACT, OLD_KEY_DEFAULTS)
-
-
-class UnknownVersion(ResultsError):
-    """A record whose schema_version this bertbench does not know: refused, never touched."""
 
 
 def record_path(path: Path) -> Path | None:
@@ -169,10 +165,7 @@ def _check_version(path: Path, number: int, version: object, layout: Layout) -> 
     if version is None or (type(version) is int and 1 <= version <= layout.version):
         return
     newer = type(version) is int and version > layout.version
-    raise UnknownVersion(
-        f"{path} line {number}: schema version {json.dumps(version)} is unknown to this bertbench, which reads "
-        f"1 to {layout.version}" + ("; a newer bertbench wrote it: upgrade to read it" if newer else "")
-    )
+    raise UnknownVersion.of(f"{path} line {number}", json.dumps(version), layout.version, newer)
 
 
 def _wrong_type(value: dict, layout: Layout) -> str:

@@ -324,7 +324,7 @@ def test_a_row_of_an_unknown_schema_version_is_refused_by_every_reader_and_write
     version, which then refused every later run: now the file is refused first, left as it is."""
     from bertbench import plot_cli
     from bertbench.compare import main as compare
-    from bertbench.store.csvfile import UnknownRowVersion
+    from bertbench.store.csvfile import UnknownVersion
 
     results = ResultsFile(tmp_path / "qa.csv")
     results.append_many([row(), row(batch_size="2")])
@@ -337,7 +337,7 @@ def test_a_row_of_an_unknown_schema_version_is_refused_by_every_reader_and_write
     path.write_bytes(b"".join(x.encode() for x in lines[:2]) + csv_line(cells))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     for attempt in (load_rows, ResultsFile, lambda p: finished_keys(p.parent, "qa")):
-        with pytest.raises(UnknownRowVersion, match=f"qa.csv row 2: schema version '{version}' is unknown"):
+        with pytest.raises(UnknownVersion, match=f"qa.csv row 2: schema version '{version}' is unknown"):
             attempt(path)
     assert plot_cli.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "p")]) == 2
     assert compare([str(path), str(path)]) == 2
